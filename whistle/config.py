@@ -1,0 +1,152 @@
+"""Typed settings, read once at start-up from the instance file and the environment.
+
+Precedence: `WHISTLE_*` environment variables, then `<instance>/config.toml`, then the
+defaults below. There is no default secret key: the service refuses to start without one
+(and without recipient keys, checked in `create_app`), naming exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .codes import CodeCost
+
+MiB = 1024 * 1024
+
+#: Kinds of wrongdoing named in the plan (measures 3.2 / 4.3); labels live in templates.
+DEFAULT_CATEGORIES = (
+    "bribery",
+    "procurement",
+    "budget_fraud",
+    "conflict_of_interest",
+    "personnel",
+    "public_property",
+    "unfair_service",
+    "abuse_of_authority",
+    "other",
+)
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unusable; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Category:
+    key: str
+    label_th: str | None = None  # custom categories carry their own labels
+    label_en: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_path: Path
+    secret_key: str
+    database_url: str
+    blob_dir: Path
+    organisation_th: str = "เทศบาล"
+    organisation_en: str = "Municipality"
+    general_complaints_url: str = ""
+    onion_address: str = ""
+    categories: tuple[Category, ...] = tuple(Category(k) for k in DEFAULT_CATEGORIES)
+    max_files: int = 5
+    max_file_bytes: int = 20 * MiB
+    #: Non-file fields: each is capped by its own form validator; this is the parser's cap.
+    max_field_bytes: int = 64 * 1024
+    ack_days: int = 7
+    resolve_days: int = 15
+    code_cost: CodeCost = field(default_factory=CodeCost)
+    argon2_concurrency: int = 2
+    ratelimit_storage_uri: str = "memory://"
+    ratelimit_submit: str = "10 per hour"
+    ratelimit_status: str = "30 per hour"
+    ratelimit_reply: str = "20 per hour"
+    status_view_minutes: int = 15
+    secure_cookies: bool = False
+
+    @property
+    def max_content_length(self) -> int:
+        """The largest request body accepted: every file at its cap plus the text fields."""
+        return self.max_files * self.max_file_bytes + 1 * MiB
+
+    def category(self, key: str) -> Category | None:
+        return next((c for c in self.categories if c.key == key), None)
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get("WHISTLE_" + name)
+    return value if value not in (None, "") else None
+
+
+def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settings:
+    """Read the instance file and the environment; raise `ConfigError` naming what is wrong."""
+    instance_path = Path(instance_path).resolve()
+    data: dict[str, Any] = {}
+    config_file = instance_path / "config.toml"
+    if config_file.exists():
+        try:
+            data = tomllib.loads(config_file.read_text("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{config_file} is not valid TOML: {exc}") from None
+    data.update(overrides or {})
+
+    def pick(key: str, default: Any = None) -> Any:
+        env = _env(key.upper())
+        return env if env is not None else data.get(key, default)
+
+    secret_key = pick("secret_key")
+    if not secret_key:
+        raise ConfigError(
+            "No secret key: set WHISTLE_SECRET_KEY or secret_key in "
+            f"{config_file} (`whistle init` writes a random one)."
+        )
+    if len(str(secret_key)) < 32:
+        raise ConfigError("The secret key is shorter than 32 characters; use `whistle init` to make one.")
+
+    database_url = pick("database_url") or f"sqlite:///{instance_path / 'whistle.sqlite3'}"
+    blob_dir = Path(pick("blob_dir") or instance_path / "blobs")
+
+    categories: tuple[Category, ...] = tuple(Category(k) for k in DEFAULT_CATEGORIES)
+    if "categories" in data:
+        categories = tuple(
+            Category(c["key"], c.get("label_th"), c.get("label_en")) if isinstance(c, dict) else Category(str(c))
+            for c in data["categories"]
+        )
+        if not categories:
+            raise ConfigError("`categories` in config.toml is empty.")
+
+    cost = data.get("code_cost", {})
+    try:
+        settings = Settings(
+            instance_path=instance_path,
+            secret_key=str(secret_key),
+            database_url=str(database_url),
+            blob_dir=blob_dir,
+            organisation_th=str(pick("organisation_th", Settings.organisation_th)),
+            organisation_en=str(pick("organisation_en", Settings.organisation_en)),
+            general_complaints_url=str(pick("general_complaints_url", "")),
+            onion_address=str(pick("onion_address", "")),
+            categories=categories,
+            max_files=int(pick("max_files", Settings.max_files)),
+            max_file_bytes=int(pick("max_file_bytes", Settings.max_file_bytes)),
+            ack_days=int(pick("ack_days", Settings.ack_days)),
+            resolve_days=int(pick("resolve_days", Settings.resolve_days)),
+            code_cost=cost if isinstance(cost, CodeCost) else CodeCost(**cost),
+            argon2_concurrency=int(pick("argon2_concurrency", Settings.argon2_concurrency)),
+            ratelimit_storage_uri=str(pick("ratelimit_storage_uri", Settings.ratelimit_storage_uri)),
+            status_view_minutes=int(pick("status_view_minutes", Settings.status_view_minutes)),
+            secure_cookies=str(pick("secure_cookies", False)).lower() in ("1", "true", "yes"),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"A setting has the wrong type: {exc}") from None
+    if settings.max_files < 0 or settings.max_file_bytes <= 0:
+        raise ConfigError("max_files must be 0 or more and max_file_bytes more than 0.")
+    return settings
+
+
+def with_changes(settings: Settings, **changes: Any) -> Settings:
+    return replace(settings, **changes)

@@ -1,0 +1,68 @@
+"""Domain errors and HTTP errors mapped to translated pages, in one place.
+
+No error page echoes what was sent, and none is ever a bare 500 with a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from flask import Flask, render_template
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
+
+from .keyring import MissingRecipients
+
+log = logging.getLogger(__name__)
+
+
+def _page(status: int, title: str, message: str):
+    return render_template("errors/error.html", title=title, message=message, status=status), status
+
+
+def _messages() -> dict[int, tuple[str, str]]:
+    return {
+        400: (_("The request could not be read"), _("Something in what was sent could not be read. Go back and try again.")),
+        403: (_("Not allowed"), _("This page is not available.")),
+        404: (_("Page not found"), _("There is no page at this address.")),
+        405: (_("Not allowed"), _("This page cannot be used that way.")),
+        413: (
+            _("Too much was sent"),
+            _("What you sent is larger than this service accepts. Send fewer or smaller files; nothing was stored."),
+        ),
+        429: (
+            _("Too many attempts"),
+            _("Too many requests came from your connection. Wait a while and try again; nothing was stored."),
+        ),
+        503: (_("Service unavailable"), _("The service cannot accept reports right now. Nothing was stored. Please try again later.")),
+    }
+
+
+def handle_http(exc: HTTPException):
+    status = exc.code or 500
+    title, message = _messages().get(status, (_("Error"), _("Something went wrong. Nothing was stored.")))
+    return _page(status, title, message)
+
+
+def handle_missing_recipients(exc: MissingRecipients):
+    log.error("cannot seal new tips: %s", exc)
+    return handle_http(_ServiceUnavailable())
+
+
+def handle_unexpected(exc: Exception):
+    # The type and the frames, never the message: an exception's text may carry what a
+    # reporter typed.
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("unexpected error %s\n%s", type(exc).__name__, frames)
+    return _page(500, _("Error"), _("Something went wrong on our side. Nothing was stored. Please try again later."))
+
+
+class _ServiceUnavailable(HTTPException):
+    code = 503
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http)
+    app.register_error_handler(MissingRecipients, handle_missing_recipients)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,60 @@
+"""Translated names of the values stored in plain columns (categories, statuses, ...)."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+
+from .config import Settings
+
+CATEGORY_LABELS = {
+    "bribery": _l("Bribery, gifts or other benefits"),
+    "procurement": _l("Procurement and bid rigging"),
+    "budget_fraud": _l("Budget and financial fraud"),
+    "conflict_of_interest": _l("Conflict of interest"),
+    "personnel": _l("Abuse in hiring, promotion or other personnel matters"),
+    "public_property": _l("Misuse of public property"),
+    "unfair_service": _l("Unfair or discriminatory service"),
+    "abuse_of_authority": _l("Abuse of authority or local influence"),
+    "other": _l("Other corruption or misconduct by officials"),
+}
+
+STATUS_LABELS = {
+    "received": _l("Received"),
+    "acknowledged": _l("Acknowledged"),
+    "under_review": _l("Under review"),
+    "investigating": _l("Being investigated"),
+    "referred": _l("Referred to another agency"),
+    "closed": _l("Closed"),
+}
+
+OUTCOME_LABELS = {
+    "substantiated": _l("The allegation was substantiated"),
+    "unsubstantiated": _l("The allegation was not substantiated"),
+    "insufficient_information": _l("There was not enough information to act on"),
+    "outside_jurisdiction": _l("The matter is outside this organisation's authority"),
+}
+
+
+def category_label(settings: Settings, key: str) -> str:
+    category = settings.category(key)
+    locale = get_locale()
+    if category is not None and (category.label_th or category.label_en):
+        if locale is not None and locale.language == "en" and category.label_en:
+            return category.label_en
+        return category.label_th or category.label_en or key
+    return str(CATEGORY_LABELS.get(key, key))
+
+
+def category_choices(settings: Settings) -> list[tuple[str, str]]:
+    return [(c.key, category_label(settings, c.key)) for c in settings.categories]
+
+
+def organisation(settings: Settings) -> str:
+    locale = get_locale()
+    return settings.organisation_en if locale is not None and locale.language == "en" else settings.organisation_th
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.globals["organisation"] = lambda: organisation(current_app.extensions["whistle.settings"])

@@ -1,0 +1,169 @@
+"""The database tables, as typed SQLAlchemy 2 models. Models hold data only: they never
+commit and never encrypt (services in `reports.py` and `keyring.py` do).
+
+Every secret (tip fields, file names, file contents, messages) is stored as ciphertext made
+by `crypto`. The plaintext columns are workflow metadata, each justified in docs/data.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import (
+    Date,
+    Enum,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Status(enum.StrEnum):
+    RECEIVED = "received"
+    ACKNOWLEDGED = "acknowledged"
+    UNDER_REVIEW = "under_review"
+    INVESTIGATING = "investigating"
+    REFERRED = "referred"
+    CLOSED = "closed"
+
+
+class Outcome(enum.StrEnum):
+    SUBSTANTIATED = "substantiated"
+    UNSUBSTANTIATED = "unsubstantiated"
+    INSUFFICIENT_INFORMATION = "insufficient_information"
+    OUTSIDE_JURISDICTION = "outside_jurisdiction"
+
+
+class Channel(enum.StrEnum):
+    WEB = "web"
+    PHONE = "phone"
+    LETTER = "letter"
+    WALK_IN = "walk_in"
+    EMAIL = "email"
+
+
+class Author(enum.StrEnum):
+    REPORTER = "reporter"
+    OFFICER = "officer"
+
+
+class KeyRole(enum.StrEnum):
+    OFFICER = "officer"
+    RECOVERY = "recovery"
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+
+
+class RecipientKey(Base):
+    """A public key that new secrets are sealed to: an officer's or the offline recovery key."""
+
+    __tablename__ = "recipient_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(16), unique=True)
+    role: Mapped[KeyRole] = mapped_column(_enum(KeyRole))
+    label: Mapped[str] = mapped_column(String(200))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(1216))
+    created_on: Mapped[dt.date] = mapped_column(Date)
+    retired_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
+
+
+class Report(Base):
+    """One case. `content` is the sealed JSON of everything the reporter wrote."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lookup: Mapped[str] = mapped_column(String(16), unique=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    category: Mapped[str] = mapped_column(String(64))
+    status: Mapped[Status] = mapped_column(_enum(Status))
+    outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome), default=None)
+    received_on: Mapped[dt.date] = mapped_column(Date)
+    ack_due: Mapped[dt.date] = mapped_column(Date)
+    resolve_due: Mapped[dt.date] = mapped_column(Date)
+    # Tracking-code verification: per-report salt, Argon2id cost, derived verifier.
+    code_salt: Mapped[bytes] = mapped_column(LargeBinary(16))
+    code_time_cost: Mapped[int] = mapped_column(Integer)
+    code_memory_cost: Mapped[int] = mapped_column(Integer)
+    code_parallelism: Mapped[int] = mapped_column(Integer)
+    code_verifier: Mapped[bytes] = mapped_column(LargeBinary(32))
+    reporter_public_key: Mapped[bytes] = mapped_column(LargeBinary(1216))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+    events: Mapped[list[StatusEvent]] = relationship(
+        back_populates="report", cascade="all, delete-orphan", order_by="StatusEvent.id"
+    )
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="report", cascade="all, delete-orphan", order_by="Message.id"
+    )
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="report", cascade="all, delete-orphan", order_by="Attachment.id"
+    )
+
+
+class StatusEvent(Base):
+    """A step of the workflow and the date it happened."""
+
+    __tablename__ = "status_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    status: Mapped[Status] = mapped_column(_enum(Status))
+    on: Mapped[dt.date] = mapped_column(Date)
+
+    report: Mapped[Report] = relationship(back_populates="events")
+
+
+class Message(Base):
+    """One message of the case's conversation, sealed to the officers, the recovery key and
+    the reporter's own key."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    author: Mapped[Author] = mapped_column(_enum(Author))
+    created_on: Mapped[dt.date] = mapped_column(Date)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+    report: Mapped[Report] = relationship(back_populates="messages")
+    attachments: Mapped[list[Attachment]] = relationship(back_populates="message", order_by="Attachment.id")
+
+
+class Attachment(Base):
+    """A file: its sealed bytes live in the blob store under `blob_name`; its name and type
+    are sealed in `meta`; `wraps` holds its data key sealed to each recipient."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (UniqueConstraint("blob_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), default=None)
+    blob_name: Mapped[str] = mapped_column(String(64))
+    wraps: Mapped[bytes] = mapped_column(LargeBinary)
+    meta: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_size: Mapped[int] = mapped_column(Integer)
+
+    report: Mapped[Report] = relationship(back_populates="attachments")
+    message: Mapped[Message | None] = relationship(back_populates="attachments")

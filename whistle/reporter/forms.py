@@ -1,0 +1,91 @@
+"""The reporter's forms: what is accepted, with caps checked before any other work."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, MultipleFileField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
+
+from ..codes import MalformedCode, parse_code
+
+
+def readable_text(_form: FlaskForm, field: StringField) -> None:
+    """Refuse text a browser never sends: NUL bytes and bytes that were not UTF-8.
+
+    Werkzeug replaces undecodable bytes with U+FFFD; no keyboard types it, so its presence
+    means the bytes were not UTF-8.
+    """
+    value = field.data or ""
+    if "\x00" in value or "\ufffd" in value:
+        field.data = value.replace("\x00", "").replace("\ufffd", "")
+        raise ValidationError(_l("This text contains characters that could not be read. Please check it and send it again."))
+
+
+def _text(label: str, max_chars: int, required: bool = False, area: bool = True):
+    validators = [DataRequired(_l("Please fill in this field."))] if required else []
+    validators += [
+        Length(max=max_chars, message=_l("Please shorten this text to at most %(max)d characters.", max=max_chars)),
+        readable_text,
+    ]
+    kind = TextAreaField if area else StringField
+    return kind(label, validators=validators)
+
+
+class ReportForm(FlaskForm):
+    category = SelectField(_l("What kind of wrongdoing is it?"), validators=[InputRequired()], validate_choice=True)
+    what = _text(_l("What happened?"), 20_000, required=True)
+    people = _text(_l("Who is involved? Give their names, positions and units if you know them."), 5_000)
+    when = _text(_l("When did it happen?"), 500, area=False)
+    where = _text(_l("Where did it happen?"), 1_000, area=False)
+    how_known = _text(_l("How do you know about it?"), 3_000)
+    evidence = _text(_l("What evidence exists, and who holds it?"), 3_000)
+    files = MultipleFileField(_l("Files (optional)"))
+
+    def __init__(self, categories: list[tuple[str, str]], *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.category.choices = [("", _l("Choose one"))] + categories
+        self.category.validate_choice = True
+
+    def validate_category(self, field: SelectField) -> None:
+        if not field.data:
+            raise ValidationError(_l("Please choose the kind of wrongdoing."))
+
+    def fields_text(self) -> dict[str, str]:
+        return {name: (getattr(self, name).data or "").strip() for name in ("what", "people", "when", "where", "how_known", "evidence")}
+
+
+def _code_check(_form: FlaskForm, field: StringField) -> None:
+    try:
+        field.parsed = parse_code(field.data or "")
+    except MalformedCode:
+        raise ValidationError(
+            _l("This is not a valid tracking code. Check each group of four digits and try again.")
+        ) from None
+
+
+class StatusForm(FlaskForm):
+    code = StringField(
+        _l("Your tracking code"),
+        validators=[DataRequired(_l("Please type your tracking code.")), Length(max=120), _code_check],
+    )
+
+
+class SavedForm(FlaskForm):
+    """The 'check that you saved it' step: the last group typed back."""
+
+    code = HiddenField(validators=[DataRequired(), Length(max=120)])
+    last_group = StringField(_l("Type the last four digits of your code"), validators=[Length(max=20)])
+
+
+class ReceiptForm(FlaskForm):
+    code = HiddenField(validators=[DataRequired(), Length(max=120)])
+
+
+class ReplyForm(FlaskForm):
+    text = _text(_l("Your reply"), 10_000, required=True)
+    files = MultipleFileField(_l("Files (optional)"))
+
+
+class CloseForm(FlaskForm):
+    pass

@@ -1,0 +1,277 @@
+"""The reporter's pages. All work without JavaScript; none puts a code in a URL.
+
+Views parse the form, call one service, render. Secrets they handle (the code, the
+reporter's key) live only in the response body or, sealed, in the visit's session cookie.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from .. import crypto, db, reports
+from ..codes import MalformedCode, TrackingCode, normalise_digits, parse_code
+from ..extensions import limiter, server_key, settings, today
+from ..labels import OUTCOME_LABELS, STATUS_LABELS, category_choices, category_label
+from ..models import Author
+from ..uploads import SealingUpload, request_uploads
+from .forms import CloseForm, ReceiptForm, ReplyForm, ReportForm, SavedForm, StatusForm
+
+bp = Blueprint("reporter", __name__)
+
+_VIEW_AAD = b"whistle v1 status view"
+_RECEIPT_LABEL = b"receipt"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _file_errors(uploads: list[SealingUpload]) -> list[str]:
+    s = settings()
+    errors = []
+    if any(u.refused == "too_many" for u in uploads):
+        errors.append(_("You can attach at most %(n)d files.", n=s.max_files))
+    for u in uploads:
+        if u.refused == "too_large":
+            errors.append(
+                _("The file “%(name)s” is larger than %(mb)d MB.", name=u.filename, mb=s.max_file_bytes // (1024 * 1024))
+            )
+    return errors
+
+
+def _reattach_notice(uploads: list[SealingUpload]) -> list[str]:
+    if uploads:
+        return [_("For your safety, files are not kept when a form has to be corrected: please attach them again.")]
+    return []
+
+
+def _receipt_tag(code: TrackingCode) -> str:
+    return crypto.keyed_hash(server_key(), _RECEIPT_LABEL, code.digits.encode()).hex()
+
+
+def _receipt_code(text: str) -> TrackingCode | None:
+    """The code from a receipt form, only if this visit was shown that code."""
+    try:
+        code = parse_code(text)
+    except MalformedCode:
+        return None
+    tag = session.get("receipt")
+    if not isinstance(tag, str) or not crypto.constant_time_equal(tag.encode(), _receipt_tag(code).encode()):
+        return None
+    return code
+
+
+def _view_key() -> bytes:
+    return crypto.hkdf(server_key(), b"whistle v1 status view key")
+
+
+def _open_view(opened: reports.OpenedCase) -> None:
+    """Keep the open case in the visit's cookie, sealed under a server key: neither the
+    cookie alone nor the server alone can recover the reporter's key."""
+    payload = json.dumps(
+        {
+            "id": opened.report_id,
+            "key": base64.b64encode(opened.reporter_key.unsafe_to_bytes()).decode(),
+            "at": int(time.time()),
+        }
+    ).encode()
+    session["case"] = base64.b64encode(crypto.seal_with_key(_view_key(), payload, _VIEW_AAD)).decode()
+
+
+def _opened_case() -> reports.OpenedCase | None:
+    sealed = session.get("case")
+    if not isinstance(sealed, str):
+        return None
+    try:
+        payload = json.loads(crypto.open_with_key(_view_key(), base64.b64decode(sealed), _VIEW_AAD))
+        if time.time() - payload["at"] > settings().status_view_minutes * 60:
+            session.pop("case", None)
+            return None
+        return reports.OpenedCase(payload["id"], crypto.PrivateKey.from_bytes(base64.b64decode(payload["key"])))
+    except (crypto.OpenError, ValueError, KeyError, TypeError):
+        session.pop("case", None)
+        return None
+
+
+def _form_problem(form) -> None:
+    if form.csrf_token.errors:
+        flash(_("This form had expired, so nothing was sent. Please check it and send it again."), "error")
+
+
+# --------------------------------------------------------------------------- pages
+
+
+@bp.get("/")
+def landing():
+    s = settings()
+    return render_template(
+        "reporter/landing.html",
+        categories=category_choices(s),
+        general_url=s.general_complaints_url,
+        onion=s.onion_address,
+        ack_days=s.ack_days,
+        resolve_days=s.resolve_days,
+        max_files=s.max_files,
+    )
+
+
+def _render_report_form(form: ReportForm, status: int = 200):
+    s = settings()
+    return render_template("reporter/report.html", form=form, max_files=s.max_files,
+                           max_mb=s.max_file_bytes // (1024 * 1024)), status
+
+
+@bp.route("/report", methods=["GET", "POST"])
+@limiter.limit(lambda: settings().ratelimit_submit, methods=["POST"])
+def report():
+    form = ReportForm(category_choices(settings()))
+    if request.method == "GET":
+        return _render_report_form(form)
+    valid = form.validate_on_submit()
+    uploads = request_uploads()
+    file_errors = _file_errors(uploads)
+    if valid and not file_errors:
+        try:
+            code = reports.submit_report(
+                db.session(), _blobs(), settings(), form.category.data, form.fields_text(), uploads, today()
+            )
+        except reports.StorageFailed:
+            flash(_("Your report could not be stored just now, and nothing was kept. Please send it again."), "error")
+            form.files.errors = _reattach_notice(uploads)
+            return _render_report_form(form, 503)
+        session["receipt"] = _receipt_tag(code)
+        return _render_receipt(code)
+    _form_problem(form)
+    form.files.errors = list(form.files.errors) + file_errors + _reattach_notice(uploads)
+    return _render_report_form(form, 400)
+
+
+def _blobs():
+    return current_app.extensions["whistle.blobs"]
+
+
+def _render_receipt(code: TrackingCode, error: str | None = None, status: int = 200):
+    return render_template(
+        "reporter/receipt.html",
+        code=code.display(),
+        saved_form=SavedForm(code=code.display()),
+        receipt_form=ReceiptForm(code=code.display()),
+        error=error,
+        received_on=today(),
+    ), status
+
+
+@bp.post("/report/saved")
+def saved():
+    form = SavedForm()
+    code = _receipt_code(form.code.data or "") if form.validate_on_submit() else None
+    if code is None:
+        return render_template("reporter/receipt_closed.html"), 400
+    try:
+        typed = normalise_digits(form.last_group.data or "")
+    except MalformedCode:
+        typed = ""
+    if not crypto.constant_time_equal(typed.encode(), code.last_group.encode()):
+        return _render_receipt(
+            code, _("Those digits do not match the last group of your code. Check what you saved, then try again."), 400
+        )
+    session.pop("receipt", None)
+    return render_template("reporter/saved.html")
+
+
+@bp.post("/report/receipt.txt")
+def receipt_text():
+    form = ReceiptForm()
+    code = _receipt_code(form.code.data or "") if form.validate_on_submit() else None
+    if code is None:
+        return render_template("reporter/receipt_closed.html"), 400
+    body = render_template("reporter/receipt.txt", code=code.display(), received_on=today())
+    return Response(
+        body.replace("\n", "\r\n"),
+        mimetype="text/plain",
+        headers={"Content-Disposition": 'attachment; filename="receipt.txt"'},
+    )
+
+
+@bp.route("/status", methods=["GET", "POST"])
+@limiter.limit(lambda: settings().ratelimit_status, methods=["POST"])
+def status():
+    form = StatusForm()
+    if request.method == "GET":
+        return render_template("reporter/status.html", form=form)
+    if not form.validate_on_submit():
+        _form_problem(form)
+        return render_template("reporter/status.html", form=form), 400
+    try:
+        opened = reports.open_case(db.session(), settings(), server_key(), form.code.parsed)
+    except reports.UnknownCode:
+        form.code.data = ""  # never echo a code; the same page for unknown and wrong codes
+        return render_template("reporter/status.html", form=form, not_found=True), 404
+    _open_view(opened)
+    return redirect(url_for(".case"), 303)
+
+
+def _render_case(opened: reports.OpenedCase, reply_form: ReplyForm, status: int = 200):
+    s = settings()
+    view = reports.view_case(db.session(), opened)
+    return render_template(
+        "reporter/case.html",
+        case=view,
+        category=category_label(s, view.category),
+        status_labels=STATUS_LABELS,
+        outcome_labels=OUTCOME_LABELS,
+        reply_form=reply_form,
+        close_form=CloseForm(),
+        max_files=s.max_files,
+        max_mb=s.max_file_bytes // (1024 * 1024),
+        today=today(),
+    ), status
+
+
+@bp.get("/case")
+def case():
+    opened = _opened_case()
+    if opened is None:
+        flash(_("For your safety the case view closes after a while. Please type your code again."), "info")
+        return redirect(url_for(".status"), 303)
+    try:
+        return _render_case(opened, ReplyForm())
+    except reports.UnknownCode:
+        session.pop("case", None)
+        return redirect(url_for(".status"), 303)
+
+
+@bp.post("/case/reply")
+@limiter.limit(lambda: settings().ratelimit_reply)
+def reply():
+    opened = _opened_case()
+    if opened is None:
+        flash(_("For your safety the case view closes after a while. Nothing was sent. Please type your code again."), "error")
+        return redirect(url_for(".status"), 303)
+    form = ReplyForm()
+    valid = form.validate_on_submit()
+    uploads = request_uploads()
+    file_errors = _file_errors(uploads)
+    if valid and not file_errors:
+        try:
+            reports.add_message(db.session(), _blobs(), opened.report_id, Author.REPORTER, form.text.data.strip(), uploads, today())
+        except reports.StorageFailed:
+            flash(_("Your reply could not be stored just now, and nothing was kept. Please send it again."), "error")
+            form.files.errors = _reattach_notice(uploads)
+            return _render_case(opened, form, 503)
+        flash(_("Your reply was sent to the officers."), "success")
+        return redirect(url_for(".case"), 303)
+    _form_problem(form)
+    form.files.errors = list(form.files.errors) + file_errors + _reattach_notice(uploads)
+    return _render_case(opened, form, 400)
+
+
+@bp.post("/case/close")
+def close():
+    CloseForm().validate_on_submit()  # closing needs no proof; the view is dropped anyway
+    session.pop("case", None)
+    return redirect(url_for(".landing"), 303)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, MultipleFileField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from ..codes import MalformedCode, parse_code
 
@@ -33,7 +33,7 @@ def _text(label: str, max_chars: int, required: bool = False, area: bool = True)
 
 
 class ReportForm(FlaskForm):
-    category = SelectField(_l("What kind of wrongdoing is it?"), validators=[InputRequired()], validate_choice=True)
+    category = SelectField(_l("What kind of wrongdoing is it?"), validate_choice=False)
     what = _text(_l("What happened?"), 20_000, required=True)
     people = _text(_l("Who is involved? Give their names, positions and units if you know them."), 5_000)
     when = _text(_l("When did it happen?"), 500, area=False)
@@ -45,10 +45,10 @@ class ReportForm(FlaskForm):
     def __init__(self, categories: list[tuple[str, str]], *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.category.choices = [("", _l("Choose one"))] + categories
-        self.category.validate_choice = True
+        self._category_keys = {key for key, _label in categories}
 
     def validate_category(self, field: SelectField) -> None:
-        if not field.data:
+        if field.data not in self._category_keys:
             raise ValidationError(_l("Please choose the kind of wrongdoing."))
 
     def fields_text(self) -> dict[str, str]:

@@ -91,7 +91,7 @@ class TestSizes:
     def test_absurd_field_beyond_parser_cap_gets_413(self, app, client):
         response = client.post(
             "/report?lang=en",
-            data={**TIP, "what": "a" * 300_000, "csrf_token": _token(client)},
+            data={**TIP, "what": "a" * 600_000, "csrf_token": _token(client)},
             content_type="multipart/form-data",
         )
         assert response.status_code == 413

@@ -55,8 +55,9 @@ class Settings:
     categories: tuple[Category, ...] = tuple(Category(k) for k in DEFAULT_CATEGORIES)
     max_files: int = 5
     max_file_bytes: int = 20 * MiB
-    #: Non-file fields: each is capped by its own form validator; this is the parser's cap.
-    max_field_bytes: int = 64 * 1024
+    #: The parser's cap on one text field (each also has its own, smaller, character cap).
+    #: Werkzeug applies it to its read buffer too, so it must stay well above 128 KiB.
+    max_field_bytes: int = 256 * 1024
     ack_days: int = 7
     resolve_days: int = 15
     code_cost: CodeCost = field(default_factory=CodeCost)

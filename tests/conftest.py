@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 
 from whistle import create_app, crypto, db, keyring
 from whistle.codes import CodeCost
-from whistle.models import Base, KeyRole
+from whistle.models import KeyRole
 
 #: Cheap enough for hundreds of derivations; the real cost is checked in test_codes.
 CHEAP_COST = CodeCost(time_cost=1, memory_cost=256, parallelism=1)
@@ -80,9 +80,16 @@ def postgres_url():
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+
+    def fresh() -> str:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        return f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+
+    yield fresh
     with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     admin.dispose()
 
 
@@ -90,11 +97,7 @@ def postgres_url():
 def database_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'instance' / 'whistle.sqlite3'}"
-    url = request.getfixturevalue("postgres_url")
-    engine = create_engine(url)
-    Base.metadata.drop_all(engine)
-    engine.dispose()
-    return url
+    return request.getfixturevalue("postgres_url")()
 
 
 @pytest.fixture
@@ -138,10 +141,7 @@ def make_app(instance, database_url, clock, officer_key, recovery_key):
 
     yield _make
     for app in made:
-        db_engine = app.extensions["whistle.engine"]
-        if database_url.startswith("postgresql"):
-            Base.metadata.drop_all(db_engine)
-        db_engine.dispose()
+        app.extensions["whistle.engine"].dispose()
 
 
 @pytest.fixture

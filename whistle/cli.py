@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from . import bundles, crypto, keyring
+from . import bundles, crypto, keyring, migrate
 from .config import ConfigError
 from .models import Author, KeyRole, Report
 
@@ -353,6 +353,53 @@ def message(case_id: int, text: str, instance_path: str | None) -> None:
         except reports.UnknownCode:
             raise click.ClickException(f"no case {case_id}") from None
     click.echo(f"Message sealed to case {case_id}'s reporter and the officers.")
+
+
+# --------------------------------------------------------------------------- database
+
+
+@main.group("db")
+def db_group() -> None:
+    """Schema migrations."""
+
+
+@db_group.command("upgrade")
+@click.option("--instance", "instance_path")
+def db_upgrade(instance_path: str | None) -> None:
+    """Bring the database to the current schema (safe to run again)."""
+    from . import db
+
+    app = _app(_instance(instance_path))
+    with app.app_context():
+        migrate.upgrade(db.engine())
+    click.echo("The database schema is current.")
+
+
+@db_group.command("revision")
+@click.option("-m", "--message", required=True, help="Why the schema changes.")
+@click.option("--instance", "instance_path")
+def db_revision(message: str, instance_path: str | None) -> None:
+    """For developers: write a migration for the changes made to models.py."""
+    from . import db
+
+    app = _app(_instance(instance_path))
+    with app.app_context():
+        migrate.new_revision(db.engine(), message)
+
+
+@main.command("sweep")
+@click.option("--instance", "instance_path")
+@click.option("--older-than", default=3600, show_default=True, help="Seconds an unreferenced file must be old.")
+def sweep(instance_path: str | None, older_than: int) -> None:
+    """Delete sealed files no record points to (left by a crash mid-request)."""
+    from . import db
+    from .models import Attachment
+
+    app = _app(_instance(instance_path))
+    with app.app_context():
+        referenced = set(db.session().scalars(select(Attachment.blob_name)))
+        removed = app.extensions["whistle.blobs"].sweep(referenced, older_than)
+    click.echo(f"Removed {removed} unreferenced sealed files.")
 
 
 @main.command()

@@ -9,7 +9,6 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import Base
 
 
 def make_engine(url: str) -> Engine:
@@ -55,4 +54,7 @@ def _close_session(_exc: BaseException | None) -> None:
 
 
 def create_schema() -> None:
-    Base.metadata.create_all(engine())
+    """Bring the database to the current schema through the migrations."""
+    from . import migrate
+
+    migrate.upgrade(engine())

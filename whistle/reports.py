@@ -90,9 +90,8 @@ def _attach(
 def _commit_with_files(session: Session, store: BlobStore, uploads: Sequence[SealingUpload]) -> None:
     """Move the files in, then commit; if the commit fails, take the files out again.
 
-    A crash between the two leaves only an unreferenced blob of ciphertext, which
-    `BlobStore.sweep_incoming` never sees and `whistle blobs sweep` removes; never a row
-    that points at a missing file.
+    A crash between the two leaves only an unreferenced file of ciphertext, which
+    `whistle sweep` removes; never a row that points at a missing file.
     """
     claimed: list[SealingUpload] = []
     try:

@@ -54,12 +54,13 @@ class BlobStore:
             raise FileNotFoundError(name)
         return open(self.root / name, "rb")
 
-    def sweep_incoming(self, older_than_seconds: float = 3600) -> int:
-        """Delete incoming blobs left by a crashed request; they are ciphertext anyway."""
+    def sweep(self, referenced: set[str], older_than_seconds: float = 3600) -> int:
+        """Delete blobs that no record names and that are older than the longest request:
+        left by a crash between sealing and commit. They are ciphertext anyway."""
         cutoff = time.time() - older_than_seconds
         removed = 0
-        for path in self.incoming.iterdir():
-            if path.stat().st_mtime < cutoff:
+        for path in [*self.incoming.iterdir(), *self.root.iterdir()]:
+            if path.is_file() and path.name not in referenced and path.stat().st_mtime < cutoff:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed

@@ -11,6 +11,7 @@ import base64
 import json
 import re
 import shutil
+import unicodedata
 import zipfile
 from pathlib import Path
 
@@ -76,12 +77,16 @@ def export_case(session: Session, store: BlobStore, case_id: int, out: Path) -> 
     return out
 
 
-_UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
+def _keeps(ch: str) -> bool:
+    # Letters, digits and combining marks: Thai vowel and tone marks are marks (Mn), not
+    # letters, and dropping them would garble every Thai file name.
+    return ch.isalnum() or ch in "_.- " or unicodedata.category(ch) in ("Mn", "Mc")
 
 
 def safe_filename(name: str, fallback: str) -> str:
     """A file name that cannot escape the output folder or hide as a dotfile."""
-    name = _UNSAFE.sub("_", Path(name.replace("\\", "/")).name).strip(" .")
+    base = Path(name.replace("\\", "/")).name
+    name = re.sub("\0+", "_", "".join(ch if _keeps(ch) else "\0" for ch in base)).strip(" .")
     return (name or fallback)[:120]
 
 
@@ -123,9 +128,15 @@ def open_bundle(bundle: Path, private_key: crypto.PrivateKey, out_dir: Path) -> 
         used.add(name)
         target = out_dir / "files" / name
         target.parent.mkdir(exist_ok=True)
-        with zf.open(entry["path"]) as src, open(target, "wb") as dst:
-            for chunk in crypto.open_file_stream(src, base64.b64decode(entry["wraps"]), private_key):
-                dst.write(chunk)
+        try:
+            with zf.open(entry["path"]) as src, open(target, "wb") as dst:
+                for chunk in crypto.open_file_stream(src, base64.b64decode(entry["wraps"]), private_key):
+                    dst.write(chunk)
+        except BaseException:
+            # Chunks are written as they authenticate, so a truncated or altered stream
+            # would leave a plausible prefix behind: remove it.
+            target.unlink(missing_ok=True)
+            raise
         written.append(target)
         return name
 

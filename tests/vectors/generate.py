@@ -1,0 +1,304 @@
+"""Regenerate the known-answer vectors in this folder: `python tests/vectors/generate.py`.
+
+Everything that can be fixed is fixed: private keys come from fixed seed bytes, data keys
+and nonces are fixed, passphrase salts are fixed. HPKE encapsulation draws its own
+randomness, so the wrap blocks (and so the envelopes that contain them) change on every
+run; the tests only ever read the committed files, so regenerate only when a format
+changes, and say so in the commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+from whistle import codes, crypto, keyring  # noqa: E402
+from whistle.models import KeyRole  # noqa: E402
+
+CHEAP_KDF = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
+
+
+def fixed_key(name: str) -> crypto.PrivateKey:
+    seed = hashlib.sha512(f"whistle test vector {name} ml-kem seed".encode()).digest()
+    scalar = hashlib.sha256(f"whistle test vector {name} x25519".encode()).digest()
+    return crypto.PrivateKey(seed, scalar)
+
+
+def fixed_bytes(label: str, n: int) -> bytes:
+    out = b""
+    counter = 0
+    while len(out) < n:
+        out += hashlib.sha256(f"{label} {counter}".encode()).digest()
+        counter += 1
+    return out[:n]
+
+
+def pattern(n: int) -> bytes:
+    """The plaintext of the larger file vectors: byte i is i mod 251."""
+    return bytes(i % 251 for i in range(n))
+
+
+def dump(name: str, doc: dict) -> None:
+    (HERE / name).write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", "utf-8")
+
+
+def key_doc(key: crypto.PrivateKey) -> dict:
+    public = key.public_key()
+    return {
+        "mlkem_seed": key.mlkem_seed.hex(),
+        "x25519_private": key.x25519.hex(),
+        "mlkem_public": public.mlkem.hex(),
+        "x25519_public": public.x25519.hex(),
+        "key_id": public.key_id.hex(),
+    }
+
+
+def seal_fixed(plaintext: bytes, data_key: bytes, nonce: bytes, recipients, kind=crypto.KIND_ITEM) -> dict:
+    wraps = crypto.wrap_data_key(data_key, recipients, kind)
+    envelope = crypto._seal_with(plaintext, data_key, nonce, wraps)
+    return {
+        "recipients": [r.key_id.hex() for r in recipients],
+        "plaintext": plaintext.hex(),
+        "data_key": data_key.hex(),
+        "nonce": nonce.hex(),
+        "wraps": wraps.hex(),
+        "envelope": envelope.hex(),
+    }
+
+
+def main() -> None:
+    officer, recovery, outsider = fixed_key("officer"), fixed_key("recovery"), fixed_key("outsider")
+    dump(
+        "keys.json",
+        {
+            "description": "Fixed recipient keys: private parts from fixed seeds, and the public parts and key ids they must give.",
+            "key_id_label": b"whistle v1 key id".hex(),
+            "keys": {"officer": key_doc(officer), "recovery": key_doc(recovery), "outsider": key_doc(outsider)},
+        },
+    )
+
+    # Tracking code: fixed digits and salt, cheap cost.
+    lookup, secret = "4821907", "31415926535897932384"
+    code = codes.TrackingCode(lookup, secret)
+    salt = fixed_bytes("whistle test vector code salt", codes.SALT_LEN)
+    cost = codes.CodeCost(time_cost=1, memory_cost=256, parallelism=1)
+    master = crypto.argon2id(secret.encode(), salt, time_cost=1, memory_cost=256, parallelism=1)
+    keys = codes.derive(secret, salt, cost)
+    reporter = keys.reporter_key
+    dump(
+        "code.json",
+        {
+            "description": "Tracking-code derivation: Argon2id(secret digits, salt) -> HKDF-SHA256 -> verifier and reporter key.",
+            "lookup": lookup,
+            "secret": secret,
+            "digits": code.digits,
+            "display": code.display(),
+            "salt": salt.hex(),
+            "argon2id": {"time_cost": 1, "memory_cost": 256, "parallelism": 1, "length": 32},
+            "master": master.hex(),
+            "verifier_info": b"whistle v1 code verifier".hex(),
+            "verifier": keys.verifier.hex(),
+            "reporter_key_info": b"whistle v1 reporter key".hex(),
+            "reporter_mlkem_seed": reporter.mlkem_seed.hex(),
+            "reporter_x25519_private": reporter.x25519.hex(),
+            "reporter_x25519_public": reporter.public_key().x25519.hex(),
+            "reporter_key_id": reporter.key_id.hex(),
+            "damm": [
+                {"digits": d, "check": codes.damm_digit(d)}
+                for d in ("", "0", "572", "123456789", "482190731415926535897932384", "000000000000000000000000000")
+            ],
+        },
+    )
+
+    data_key = fixed_bytes("whistle test vector data key", 32)
+    nonce = fixed_bytes("whistle test vector nonce", crypto.NONCE_LEN)
+    tip = {
+        "what": "ปลัดเทศบาลแบ่งสัญญาก่อสร้างถนนเพื่อเลี่ยงการประกวดราคา",
+        "people": "Head of procurement",
+        "when": "March 2569",
+        "where": "Town hall",
+        "how_known": "I saw the documents",
+        "evidence": "",
+    }
+    tip_bytes = json.dumps(tip, ensure_ascii=False).encode("utf-8")
+    meta_bytes = json.dumps({"name": "สัญญา 12-2569.pdf", "type": "application/pdf", "size": 17}).encode()
+    dump(
+        "envelope.json",
+        {
+            "description": "Envelopes v1. Encrypt direction for the content: fixed data key, nonce and wraps give exactly `envelope`. "
+            "Decrypt direction for the wraps: each listed recipient's fixed key opens `envelope` to `plaintext`.",
+            "header": crypto._fixed_header(crypto.KIND_ITEM).hex(),
+            "wrap_info_prefix": b"whistle v1 wrap".hex(),
+            "vectors": {
+                "empty": seal_fixed(b"", data_key, nonce, [officer.public_key()]),
+                "tip": seal_fixed(tip_bytes, data_key, nonce, [officer.public_key(), recovery.public_key()]),
+                "message": seal_fixed(
+                    "Please send the purchase orders.".encode(),
+                    fixed_bytes("whistle test vector message key", 32),
+                    fixed_bytes("whistle test vector message nonce", 12),
+                    [officer.public_key(), recovery.public_key(), reporter.public_key()],
+                ),
+                "file_meta": seal_fixed(
+                    meta_bytes,
+                    fixed_bytes("whistle test vector meta key", 32),
+                    fixed_bytes("whistle test vector meta nonce", 12),
+                    [officer.public_key(), recovery.public_key()],
+                ),
+            },
+        },
+    )
+
+    file_key = fixed_bytes("whistle test vector file key", 32)
+    small = {}
+    for name, plaintext in (("empty", b""), ("one", b"\x00"), ("short", b"%PDF-1.4 evidence")):
+        sink = io.BytesIO()
+        sealer = crypto.FileSealer(sink, [], data_key=file_key)
+        sealer.write(plaintext)
+        sealer.close()
+        small[name] = {"plaintext": plaintext.hex(), "sealed": sink.getvalue().hex()}
+    large = {}
+    for name, size in (("chunk", crypto.CHUNK_SIZE), ("chunk_plus_one", crypto.CHUNK_SIZE + 1), ("three_chunks", 2 * crypto.CHUNK_SIZE + 100)):
+        sink = io.BytesIO()
+        sealer = crypto.FileSealer(sink, [], data_key=file_key)
+        sealer.write(pattern(size))
+        sealer.close()
+        sealed = sink.getvalue()
+        header_len = len(crypto._fixed_header(crypto.KIND_FILE))
+        tags, offset = [], header_len
+        while offset < len(sealed):
+            chunk = sealed[offset : offset + crypto.SEALED_CHUNK_SIZE]
+            tags.append(chunk[-crypto.TAG_LEN :].hex())
+            offset += len(chunk)
+        large[name] = {
+            "plaintext_size": size,
+            "sealed_size": len(sealed),
+            "sealed_sha256": hashlib.sha256(sealed).hexdigest(),
+            "tags": tags,
+            "sealed_tail": sealed[-64:].hex(),
+        }
+    file_wraps = crypto.wrap_data_key(file_key, [officer.public_key(), recovery.public_key()], crypto.KIND_FILE)
+    dump(
+        "file_stream.json",
+        {
+            "description": "File streams v1 under a fixed data key (encrypt direction), and a wrap block of kind file "
+            "that the officer and recovery keys open to that data key (decrypt direction). Large plaintexts are "
+            "`pattern`: byte i is i mod 251.",
+            "header": crypto._fixed_header(crypto.KIND_FILE).hex(),
+            "chunk_size": crypto.CHUNK_SIZE,
+            "data_key": file_key.hex(),
+            "wraps": file_wraps.hex(),
+            "small": small,
+            "large": large,
+        },
+    )
+
+    # Private and public key files, with a fixed salt and nonce (os.urandom replaced).
+    passphrase = "correct horse battery staple"
+    fixed = iter([fixed_bytes("whistle test vector key file salt", 16), fixed_bytes("whistle test vector key file nonce", 12)])
+    real_urandom = keyring.os.urandom
+    keyring.os.urandom = lambda n: next(fixed)
+    try:
+        private_doc = keyring.private_key_document(officer, passphrase, KeyRole.OFFICER, "officer-1", CHEAP_KDF)
+    finally:
+        keyring.os.urandom = real_urandom
+    public_doc = keyring.public_key_document(keyring.key_info(private_doc))
+    wrapping_key = crypto.argon2id(passphrase.encode(), base64.b64decode(private_doc["kdf"]["salt"]), **CHEAP_KDF)
+    dump(
+        "key_files.json",
+        {
+            "description": "Key files v1: the officer key sealed under `passphrase` with a fixed salt and nonce and a cheap KDF.",
+            "passphrase": passphrase,
+            "wrapping_key": wrapping_key.hex(),
+            "associated_data": keyring._canonical({k: v for k, v in private_doc.items() if k != "sealed"}).decode(),
+            "private_key_file": private_doc,
+            "public_key_file": public_doc,
+        },
+    )
+
+    # The status-view cookie: fixed secret key, payload, nonce.
+    secret_key = "test-vector-secret-key-0123456789abcdef"
+    server_key = crypto.hkdf(secret_key.encode(), b"whistle v1 server key")
+    view_key = crypto.hkdf(server_key, b"whistle v1 status view key")
+    payload = json.dumps({"id": 7, "key": base64.b64encode(reporter.unsafe_to_bytes()).decode(), "at": 1795000000}).encode()
+    view_nonce = fixed_bytes("whistle test vector view nonce", 12)
+    real_urandom = crypto.os.urandom
+    crypto.os.urandom = lambda n: view_nonce
+    try:
+        sealed_view = crypto.seal_with_key(view_key, payload, b"whistle v1 status view")
+    finally:
+        crypto.os.urandom = real_urandom
+    dump(
+        "status_view.json",
+        {
+            "description": "The reporter's open status view: the session value `case`, sealed under a key derived from the secret key.",
+            "secret_key": secret_key,
+            "server_key": server_key.hex(),
+            "view_key": view_key.hex(),
+            "associated_data": b"whistle v1 status view".hex(),
+            "payload": payload.decode(),
+            "nonce": view_nonce.hex(),
+            "session_value": base64.b64encode(sealed_view).decode(),
+        },
+    )
+
+    # A case bundle made of the envelope and file vectors above.
+    env = json.loads((HERE / "envelope.json").read_text("utf-8"))["vectors"]
+    short = bytes.fromhex(small["short"]["sealed"])
+    case_json = {
+        "format": "whistle-case-bundle",
+        "version": 1,
+        "case": 7,
+        "category": "procurement",
+        "channel": "web",
+        "status": "received",
+        "received_on": "2026-11-25",
+        "content": base64.b64encode(bytes.fromhex(env["tip"]["envelope"])).decode(),
+        "files": [
+            {"path": "files/0", "wraps": base64.b64encode(file_wraps).decode(), "meta": base64.b64encode(bytes.fromhex(env["file_meta"]["envelope"])).decode()}
+        ],
+        "messages": [
+            {"author": "officer", "on": "2026-11-26", "body": base64.b64encode(bytes.fromhex(env["message"]["envelope"])).decode(), "files": []}
+        ],
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("case.json", json.dumps(case_json, indent=1))
+        zf.writestr("files/0", short)
+    dump(
+        "bundle.json",
+        {
+            "description": "A case bundle (zip) holding the tip, file_meta and message envelopes and the short file stream.",
+            "case_json": case_json,
+            "files": {"files/0": short.hex()},
+            "expected": {
+                "report.txt": None,
+                "files": {"สัญญา 12-2569.pdf": small["short"]["plaintext"]},
+                "messages.txt": None,
+            },
+        },
+    )
+    # The expected plaintext output is what open_bundle writes today, recorded once.
+    import tempfile
+
+    from whistle import bundles
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle_path = Path(tmp) / "case.zip"
+        bundle_path.write_bytes(out.getvalue())
+        bundles.open_bundle(bundle_path, officer, Path(tmp) / "out")
+        doc = json.loads((HERE / "bundle.json").read_text("utf-8"))
+        doc["expected"]["report.txt"] = (Path(tmp) / "out" / "report.txt").read_text("utf-8")
+        doc["expected"]["messages.txt"] = (Path(tmp) / "out" / "messages.txt").read_text("utf-8")
+        dump("bundle.json", doc)
+
+
+if __name__ == "__main__":
+    main()

@@ -53,6 +53,10 @@ def create_app(test_config: dict[str, Any] | None = None, *, require_recipients:
     app.register_blueprint(reporter_bp)
 
     codes.set_concurrency(settings.argon2_concurrency)
+    if settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
 
     if require_recipients:
         with app.app_context():

@@ -68,6 +68,12 @@ class Settings:
     ratelimit_reply: str = "20 per hour"
     status_view_minutes: int = 15
     secure_cookies: bool = False
+    #: Reverse proxies in front of the app (nginx: 1). Their X-Forwarded-For gives the
+    #: address the rate limiter hashes; 0 trusts no header.
+    trusted_proxies: int = 0
+    #: When the rate limiter's storage is unreachable: refuse the costly pages with a 503
+    #: (True), or serve them without limits (False).
+    ratelimit_fail_closed: bool = True
 
     @property
     def max_content_length(self) -> int:
@@ -81,6 +87,10 @@ class Settings:
 def _env(name: str) -> str | None:
     value = os.environ.get("WHISTLE_" + name)
     return value if value not in (None, "") else None
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settings:
@@ -140,7 +150,9 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
             argon2_concurrency=int(pick("argon2_concurrency", Settings.argon2_concurrency)),
             ratelimit_storage_uri=str(pick("ratelimit_storage_uri", Settings.ratelimit_storage_uri)),
             status_view_minutes=int(pick("status_view_minutes", Settings.status_view_minutes)),
-            secure_cookies=str(pick("secure_cookies", False)).lower() in ("1", "true", "yes"),
+            secure_cookies=_flag(pick("secure_cookies", False)),
+            trusted_proxies=int(pick("trusted_proxies", 0)),
+            ratelimit_fail_closed=_flag(pick("ratelimit_fail_closed", True)),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"A setting has the wrong type: {exc}") from None

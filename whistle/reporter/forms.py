@@ -67,7 +67,7 @@ def _code_check(_form: FlaskForm, field: StringField) -> None:
 class StatusForm(FlaskForm):
     code = StringField(
         _l("Your tracking code"),
-        validators=[DataRequired(_l("Please type your tracking code.")), Length(max=120), _code_check],
+        validators=[DataRequired(_l("Please type your tracking code.")), _code_check],
     )
 
 

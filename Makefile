@@ -26,3 +26,9 @@ translations: $(STAMP)
 	$(VENV)/bin/pybabel extract $(BABEL_EXTRACT) -o whistle/translations/messages.pot .
 	$(VENV)/bin/pybabel update -i whistle/translations/messages.pot -d whistle/translations
 	$(VENV)/bin/pybabel compile -d whistle/translations --statistics
+
+# The three benchmarks of docs/benchmarks.md; each prints its figures and its ratio against
+# a reference measured in the same run. All three run; the target fails if any missed.
+bench: $(STAMP)
+	@status=0; for b in submit file_encrypt upload_memory; do \
+		$(VENV)/bin/python bench/$$b.py || status=1; done; exit $$status

@@ -296,7 +296,8 @@ class FileSealer:
         self._key = data_key or AESGCM.generate_key(bit_length=256)
         self._aead = AESGCM(self._key)
         self._sink = sink
-        self._buffer = bytearray()
+        self._chunk = bytearray(CHUNK_SIZE)  # the one chunk of plaintext held, fixed size
+        self._fill = 0
         self._counter = 0
         self._closed = False
         self.plaintext_size = 0
@@ -307,17 +308,21 @@ class FileSealer:
     def write(self, data: bytes) -> int:
         if self._closed:
             raise ValueError("sealer is closed")
-        self.plaintext_size += len(data)
-        self._buffer += data
         # A full chunk is sealed only once more data follows it: it may turn out to be last.
-        if len(self._buffer) > CHUNK_SIZE:
-            offset = 0
-            with memoryview(self._buffer) as view:
-                while len(self._buffer) - offset > CHUNK_SIZE:
-                    self._emit(view[offset : offset + CHUNK_SIZE], last=False)
-                    offset += CHUNK_SIZE
-            del self._buffer[:offset]
-        return len(data)
+        # Bytes are copied once into the fixed chunk buffer, which is never reallocated.
+        with memoryview(data) as view, view.cast("B") as source, memoryview(self._chunk) as chunk:
+            size = source.nbytes
+            self.plaintext_size += size
+            taken = 0
+            while taken < size:
+                if self._fill == CHUNK_SIZE:
+                    self._emit(chunk, last=False)
+                    self._fill = 0
+                n = min(CHUNK_SIZE - self._fill, size - taken)
+                chunk[self._fill : self._fill + n] = source[taken : taken + n]
+                self._fill += n
+                taken += n
+        return size
 
     def _emit(self, chunk: bytes | memoryview, *, last: bool) -> None:
         self._sink.write(self._aead.encrypt(_chunk_nonce(self._counter, last), chunk, self._header))
@@ -326,8 +331,8 @@ class FileSealer:
     def close(self) -> None:
         """Seal the last chunk. Must be called, or the file will not open."""
         if not self._closed:
-            self._emit(bytes(self._buffer), last=True)
-            self._buffer.clear()
+            self._emit(bytes(self._chunk[: self._fill]), last=True)
+            self._chunk = bytearray()
             self._closed = True
 
 

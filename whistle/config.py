@@ -74,6 +74,9 @@ class Settings:
     #: When the rate limiter's storage is unreachable: refuse the costly pages with a 503
     #: (True), or serve them without limits (False).
     ratelimit_fail_closed: bool = True
+    #: Days after closing that a case's content, messages and files are purged, keeping
+    #: the row's statistics fields (docs/operations.md says why 730); 0 never purges.
+    retention_days: int = 730
 
     @property
     def max_content_length(self) -> int:
@@ -153,11 +156,14 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
             secure_cookies=_flag(pick("secure_cookies", False)),
             trusted_proxies=int(pick("trusted_proxies", 0)),
             ratelimit_fail_closed=_flag(pick("ratelimit_fail_closed", True)),
+            retention_days=int(pick("retention_days", Settings.retention_days)),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"A setting has the wrong type: {exc}") from None
     if settings.max_files < 0 or settings.max_file_bytes <= 0:
         raise ConfigError("max_files must be 0 or more and max_file_bytes more than 0.")
+    if settings.retention_days < 0:
+        raise ConfigError("retention_days must be 0 (never purge) or a number of days.")
     return settings
 
 

@@ -101,6 +101,11 @@ class Report(Base):
     received_on: Mapped[dt.date] = mapped_column(Date)
     ack_due: Mapped[dt.date] = mapped_column(Date)
     resolve_due: Mapped[dt.date] = mapped_column(Date)
+    #: The day the case was closed; the retention period counts from it (None while open).
+    closed_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    #: The day retention wiped the case (retention.py): its secret columns are then empty
+    #: and it has no messages or files; the row stays so that the statistics count it.
+    purged_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
     # Tracking-code verification: per-report salt, Argon2id cost, derived verifier.
     code_salt: Mapped[bytes] = mapped_column(LargeBinary(16))
     code_time_cost: Mapped[int] = mapped_column(Integer)

@@ -42,6 +42,8 @@ def export_case(session: Session, store: BlobStore, case_id: int, out: Path) -> 
     report = session.get(Report, case_id)
     if report is None:
         raise BundleError(f"no case {case_id}")
+    if report.purged_on is not None:
+        raise BundleError(f"case {case_id} was purged on {report.purged_on.isoformat()} (retention); only its statistics remain")
     files: list[tuple[str, Attachment]] = []
 
     def entry(att: Attachment) -> dict:

@@ -402,6 +402,36 @@ def sweep(instance_path: str | None, older_than: int) -> None:
     click.echo(f"Removed {removed} unreferenced sealed files.")
 
 
+@main.command("purge")
+@click.option("--instance", "instance_path")
+@click.option("--dry-run", is_flag=True, help="List the cases that would be purged; change nothing.")
+def purge(instance_path: str | None, dry_run: bool) -> None:
+    """Purge cases closed more than `retention_days` ago: their content, messages and files
+    go; what the statistics count stays. Run daily (deploy/systemd/whistle-purge.timer)."""
+    from . import db, retention
+    from .extensions import today
+
+    app = _app(_instance(instance_path))
+    days = app.extensions["whistle.settings"].retention_days
+    if days <= 0:
+        click.echo("Retention is off (retention_days = 0): nothing purged.")
+        return
+    with app.app_context():
+        now = today()
+        before = retention.cutoff(now, days).isoformat()
+        if dry_run:
+            due = retention.due_for_purge(db.session(), now, days)
+            for case_id, closed_on in due:
+                click.echo(f"would purge case {case_id} (closed {closed_on.isoformat()})")
+            click.echo(f"Dry run: {len(due)} cases closed before {before} would be purged; nothing changed.")
+            return
+        try:
+            count = retention.purge_closed(db.session(), app.extensions["whistle.blobs"], now, days)
+        except retention.PurgeFailed as exc:
+            raise click.ClickException(f"{exc}; that batch is unchanged, run again later.") from None
+    click.echo(f"Purged {count} cases closed before {before} (retention_days = {days}).")
+
+
 @main.command()
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
 @click.option("--key", "key_file", required=True, help="Your private key file.")

@@ -200,7 +200,7 @@ def rewrap_all(session: Session, private_key: crypto.PrivateKey) -> int:
     of items rewritten. The caller commits."""
     targets = recipients(session)
     count = 0
-    for report in session.scalars(select(Report)):
+    for report in session.scalars(select(Report).where(Report.purged_on.is_(None))):  # purged: nothing sealed
         report.content = crypto.rewrap_envelope(report.content, private_key, targets)
         reporter = crypto.PublicKey.from_bytes(report.reporter_public_key)
         for message in report.messages:

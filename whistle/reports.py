@@ -168,7 +168,7 @@ def open_case(session: Session, settings: Settings, server_key: bytes, code: Tra
 def view_case(session: Session, opened: OpenedCase) -> CaseView:
     """What the reporter sees: status, dates, deadlines and the conversation."""
     report = session.get(Report, opened.report_id)
-    if report is None:  # purged while the view was open
+    if report is None or report.purged_on is not None:  # purged while the view was open
         raise UnknownCode()
     thread = []
     for message in report.messages:
@@ -201,7 +201,7 @@ def add_message(
     """Add a message to a case's conversation, sealed to the officers, the recovery key and
     the reporter, so the thread survives any one officer leaving."""
     report = session.get(Report, report_id)
-    if report is None:
+    if report is None or report.purged_on is not None:  # purged: no reporter key any more
         raise UnknownCode()
     recipients = keyring.recipients(session)
     reporter = crypto.PublicKey.from_bytes(report.reporter_public_key)

@@ -140,9 +140,7 @@ def test_no_client_address_in_database_or_limiter(make_app, reporter):
         environ_base={"REMOTE_ADDR": CLIENT_ADDRESS},
     )
     assert CLIENT_ADDRESS.encode() not in _dump_database(app)
-    from whistle.extensions import limiter
-
-    storage = limiter.storage
+    storage = app.extensions["whistle.limiter"].storage
     keys = " ".join(map(str, getattr(storage, "storage", {}).keys())) + " ".join(map(str, getattr(storage, "expirations", {}).keys()))
     assert keys, "the limiter recorded nothing: the check would prove nothing"
     assert CLIENT_ADDRESS not in keys and CLIENT_ADDRESS.replace(".", "") not in keys

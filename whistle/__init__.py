@@ -18,7 +18,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, require_recipients:
     unless `require_recipients` is false (key-management commands), without at least one
     officer public key and the recovery public key.
     """
-    from . import codes, config, db, errors, extensions, i18n, keyring, labels, security, uploads
+    from . import codes, config, db, errors, extensions, i18n, keyring, labels, ratelimit, security, uploads
     from .reporter.views import bp as reporter_bp
 
     test_config = dict(test_config or {})
@@ -51,6 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, require_recipients:
     errors.init_app(app)
     security.init_app(app)
     app.register_blueprint(reporter_bp)
+    ratelimit.init_app(app, settings)
 
     codes.set_concurrency(settings.argon2_concurrency)
     if settings.trusted_proxies:

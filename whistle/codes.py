@@ -19,7 +19,9 @@ from __future__ import annotations
 import secrets
 import threading
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 from . import crypto
 
@@ -129,34 +131,55 @@ def new_salt() -> bytes:
     return secrets.token_bytes(SALT_LEN)
 
 
-class ArgonLimiter:
-    """Caps how many code derivations run at once in this process.
+class Busy(Exception):
+    """Too many code checks are running in this process; the reporter should retry soon."""
 
-    Each derivation takes 64 MiB and all cores for ~0.1 s; without a cap a burst of status
-    checks could exhaust memory. Waiters queue instead of failing.
+
+class ArgonGate:
+    """Caps the code derivations running at once in this process, and keeps one slot free
+    of status checks so that new reports still go through under a flood of checks.
+
+    Each derivation takes 64 MiB and every core for ~0.1 s: without a cap, a burst would
+    exhaust memory. A check that cannot start within `check_wait` seconds gives up with
+    `Busy` (a quick 503) instead of piling up threads; a new report always waits its turn.
     """
 
-    def __init__(self, slots: int) -> None:
-        self._sem = threading.BoundedSemaphore(max(1, slots))
+    def __init__(self, slots: int, check_wait: float = 2.0) -> None:
+        self.slots = max(1, slots)
+        self.check_wait = check_wait
+        self._all = threading.BoundedSemaphore(self.slots)
+        self._checks = threading.BoundedSemaphore(max(1, self.slots - 1))
 
-    def __enter__(self) -> None:
-        self._sem.acquire()
+    @contextmanager
+    def new_report(self) -> Iterator[None]:
+        with self._all:
+            yield
 
-    def __exit__(self, *exc: object) -> None:
-        self._sem.release()
+    @contextmanager
+    def check(self) -> Iterator[None]:
+        if not self._checks.acquire(timeout=self.check_wait):
+            raise Busy()
+        try:
+            with self._all:
+                yield
+        finally:
+            self._checks.release()
 
 
-_limiter = ArgonLimiter(2)
+_gate = ArgonGate(2)
 
 
-def set_concurrency(slots: int) -> None:
-    global _limiter
-    _limiter = ArgonLimiter(slots)
+def set_concurrency(slots: int, check_wait: float = 2.0) -> None:
+    global _gate
+    _gate = ArgonGate(slots, check_wait)
 
 
-def derive(secret: str, salt: bytes, cost: CodeCost) -> crypto.CodeKeys:
-    """The verifier and reporter key for a code's secret part under a report's salt."""
-    with _limiter:
+def derive(secret: str, salt: bytes, cost: CodeCost, *, check: bool = False) -> crypto.CodeKeys:
+    """The verifier and reporter key for a code's secret part under a report's salt.
+
+    `check=True` for proving a typed code (may raise `Busy`); false for a new report.
+    """
+    with _gate.check() if check else _gate.new_report():
         master = crypto.argon2id(
             secret.encode("ascii"),
             salt,

@@ -47,7 +47,7 @@ def handle_http(exc: HTTPException):
 
 def handle_missing_recipients(exc: MissingRecipients):
     log.error("cannot seal new tips: %s", exc)
-    return handle_http(_ServiceUnavailable())
+    return handle_http(ServiceUnavailable())
 
 
 def handle_unexpected(exc: Exception):
@@ -58,7 +58,7 @@ def handle_unexpected(exc: Exception):
     return _page(500, _("Error"), _("Something went wrong on our side. Nothing was stored. Please try again later."))
 
 
-class _ServiceUnavailable(HTTPException):
+class ServiceUnavailable(HTTPException):
     code = 503
 
 

@@ -149,17 +149,17 @@ def submit_report(
 
 
 def open_case(session: Session, settings: Settings, server_key: bytes, code: TrackingCode) -> OpenedCase:
-    """Prove a code and return the case it opens, or raise `UnknownCode`.
+    """Prove a code and return the case it opens, or raise `UnknownCode` (or `codes.Busy`).
 
     An unknown lookup runs the same Argon2id work under a decoy salt, so unknown and wrong
     codes cost the same time and end in the same error.
     """
     report = session.scalar(select(Report).where(Report.lookup == code.lookup))
     if report is None:
-        codes.derive(code.secret, codes.decoy_salt(server_key, code.lookup), settings.code_cost)
+        codes.derive(code.secret, codes.decoy_salt(server_key, code.lookup), settings.code_cost, check=True)
         raise UnknownCode()
     cost = CodeCost(report.code_time_cost, report.code_memory_cost, report.code_parallelism)
-    keys = codes.derive(code.secret, report.code_salt, cost)
+    keys = codes.derive(code.secret, report.code_salt, cost, check=True)
     if not codes.verifier_matches(report.code_verifier, keys.verifier):
         raise UnknownCode()
     return OpenedCase(report.id, keys.reporter_key)

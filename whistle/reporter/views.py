@@ -14,8 +14,8 @@ from flask import Blueprint, Response, current_app, flash, redirect, render_temp
 from flask_babel import gettext as _
 
 from .. import crypto, db, reports
-from ..codes import MalformedCode, TrackingCode, normalise_digits, parse_code
-from ..extensions import limiter, server_key, settings, today
+from ..codes import Busy, MalformedCode, TrackingCode, normalise_digits, parse_code
+from ..extensions import server_key, settings, today
 from ..labels import OUTCOME_LABELS, STATUS_LABELS, category_choices, category_label
 from ..models import Author
 from ..uploads import SealingUpload, request_uploads
@@ -126,7 +126,6 @@ def _render_report_form(form: ReportForm, status: int = 200):
 
 
 @bp.route("/report", methods=["GET", "POST"])
-@limiter.limit(lambda: settings().ratelimit_submit, methods=["POST"])
 def report():
     form = ReportForm(category_choices(settings()))
     if request.method == "GET":
@@ -198,7 +197,6 @@ def receipt_text():
 
 
 @bp.route("/status", methods=["GET", "POST"])
-@limiter.limit(lambda: settings().ratelimit_status, methods=["POST"])
 def status():
     form = StatusForm()
     if request.method == "GET":
@@ -211,6 +209,9 @@ def status():
     except reports.UnknownCode:
         form.code.data = ""  # never echo a code; the same page for unknown and wrong codes
         return render_template("reporter/status.html", form=form, not_found=True), 404
+    except Busy:
+        form.code.data = ""
+        return render_template("reporter/status.html", form=form, busy=True), 503
     _open_view(opened)
     return redirect(url_for(".case"), 303)
 
@@ -246,7 +247,6 @@ def case():
 
 
 @bp.post("/case/reply")
-@limiter.limit(lambda: settings().ratelimit_reply)
 def reply():
     opened = _opened_case()
     if opened is None:

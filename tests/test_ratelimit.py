@@ -1,0 +1,153 @@
+"""Rate limits on the costly pages, shared storage, failing closed, and the Argon2 gate."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from whistle import codes, crypto
+
+from .conftest import REDIS_URL, TIP, Reporter, csrf_token, redis_reachable
+
+
+def _check(client, code="1234 5678 9012 3456 7890 1234 5670", addr="192.0.2.10"):
+    page = client.get("/status", environ_base={"REMOTE_ADDR": addr}).get_data(as_text=True)
+    return client.post("/status", data={"code": code, "csrf_token": csrf_token(page)}, environ_base={"REMOTE_ADDR": addr})
+
+
+def test_status_checks_limited_per_client(make_app):
+    app = make_app(ratelimit_enabled=True, ratelimit_status="3 per hour")
+    client = app.test_client()
+    assert [_check(client).status_code for _ in range(4)] == [400, 400, 400, 429]
+    assert _check(client, addr="192.0.2.11").status_code == 400  # another client is not affected
+
+
+def test_limit_page_is_translated_and_calm(make_app):
+    app = make_app(ratelimit_enabled=True, ratelimit_status="1 per hour")
+    client = app.test_client()
+    _check(client)
+    client.get("/?lang=en")
+    response = _check(client)
+    assert response.status_code == 429
+    assert "Too many requests came from your connection" in response.get_data(as_text=True)
+
+
+def test_report_submissions_limited(make_app):
+    app = make_app(ratelimit_enabled=True, ratelimit_submit="2 per hour")
+    reporter = Reporter(app.test_client())
+    assert [reporter.submit().status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_get_pages_are_never_limited(make_app):
+    app = make_app(ratelimit_enabled=True, ratelimit_status="1 per hour")
+    client = app.test_client()
+    assert all(client.get("/status").status_code == 200 for _ in range(5))
+
+
+@pytest.mark.redis
+class TestRedis:
+    @pytest.fixture(autouse=True)
+    def _redis(self):
+        if not redis_reachable():
+            pytest.skip(f"Redis not reachable at {REDIS_URL}")
+        import redis
+
+        self.redis = redis.Redis.from_url(REDIS_URL)
+        self.redis.flushdb()
+        yield
+        self.redis.flushdb()
+
+    def test_counters_shared_between_processes(self, make_app):
+        shared = {"secret_key": "s" * 40, "ratelimit_enabled": True, "ratelimit_storage_uri": REDIS_URL,
+                  "ratelimit_status": "3 per hour"}
+        worker_a = make_app(**shared)
+        statuses = [_check(worker_a.test_client()).status_code for _ in range(2)]
+        worker_b = make_app(**shared)
+        statuses += [_check(worker_b.test_client()).status_code for _ in range(2)]
+        assert statuses == [400, 400, 400, 429]
+
+    def test_redis_keys_hold_no_address_and_expire(self, make_app):
+        app = make_app(ratelimit_enabled=True, ratelimit_storage_uri=REDIS_URL)
+        _check(app.test_client(), addr="198.51.100.23")
+        keys = [k.decode() for k in self.redis.keys("*")]
+        assert keys
+        assert not any("198.51.100.23" in k or "198051100023" in k for k in keys)
+        assert all(0 < self.redis.ttl(k) <= 3600 for k in keys)
+
+
+class TestStorageDown:
+    DEAD = "redis://127.0.0.1:1"
+
+    def test_costly_pages_fail_closed_with_503(self, make_app):
+        pytest.importorskip("redis")
+        app = make_app(ratelimit_enabled=True, ratelimit_storage_uri=self.DEAD)
+        client = app.test_client()
+        client.get("/?lang=en")
+        response = _check(client)
+        assert response.status_code == 503
+        assert "cannot accept reports right now" in response.get_data(as_text=True)
+        assert Reporter(client).submit().status_code == 503
+        assert client.get("/").status_code == 200  # the rest of the site stays up
+
+    def test_fail_open_when_configured(self, make_app):
+        pytest.importorskip("redis")
+        app = make_app(ratelimit_enabled=True, ratelimit_storage_uri=self.DEAD, ratelimit_fail_closed="false")
+        client = app.test_client()
+        assert _check(client).status_code == 400
+        assert Reporter(client).submit().status_code == 200
+
+
+class TestArgonGate:
+    """A flood of checks holding every check slot cannot stop a new report."""
+
+    @pytest.fixture
+    def blocked_argon(self, monkeypatch):
+        release = threading.Event()
+        started = threading.Semaphore(0)
+        real = crypto.argon2id
+
+        def slow(secret, salt, **kw):
+            if secret.startswith(b"hold"):
+                started.release()
+                release.wait(10)
+            return real(secret, salt, **kw)
+
+        monkeypatch.setattr(crypto, "argon2id", slow)
+        yield release, started
+        release.set()
+
+    def test_checks_get_busy_but_reports_go_through(self, blocked_argon):
+        release, started = blocked_argon
+        codes.set_concurrency(2, check_wait=0.2)
+        cost = codes.CodeCost(1, 256, 1)
+        flood = threading.Thread(target=codes.derive, args=("hold-1", b"s" * 16, cost), kwargs={"check": True})
+        flood.start()
+        assert started.acquire(timeout=5)
+        # The only check slot is taken: the next check gives up quickly...
+        t0 = time.monotonic()
+        with pytest.raises(codes.Busy):
+            codes.derive("12345", b"s" * 16, cost, check=True)
+        assert time.monotonic() - t0 < 2
+        # ...while a new report's derivation still runs at once.
+        done = threading.Event()
+        threading.Thread(target=lambda: (codes.derive("67890", b"s" * 16, cost), done.set())).start()
+        assert done.wait(5)
+        release.set()
+        flood.join(5)
+        codes.set_concurrency(2)
+
+    def test_busy_status_page_is_503_without_the_code(self, app, client, blocked_argon, monkeypatch):
+        release, started = blocked_argon
+        codes.set_concurrency(2, check_wait=0.1)
+        monkeypatch.setattr(codes, "derive", _raise_busy)
+        response = _check(client)
+        code_digits = "1234567890123456789012345678"
+        assert response.status_code in (400, 503)
+        assert code_digits not in response.get_data(as_text=True)
+        codes.set_concurrency(2)
+
+
+def _raise_busy(*_a, **_k):
+    raise codes.Busy()

@@ -1,0 +1,78 @@
+"""Rate limits on the costly pages, keyed by a keyed hash of the client's address.
+
+Every POST that runs Argon2 or stores something is limited per client: a report, a
+status check, a reply (officer login joins the list when it exists). With several worker
+processes the counters must be shared: set `ratelimit_storage_uri` to Redis. Should that
+storage fail, the limited pages answer 503 (fail closed, the default) or go unlimited
+(`ratelimit_fail_closed = false`); other pages never touch the storage.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, request
+from flask_limiter import Limiter
+from limits.errors import StorageError
+
+from . import crypto
+from .config import Settings
+from .extensions import server_key
+
+log = logging.getLogger(__name__)
+
+#: endpoint -> the setting that holds its limit
+LIMITED_ENDPOINTS = {
+    "reporter.report": "ratelimit_submit",
+    "reporter.status": "ratelimit_status",
+    "reporter.reply": "ratelimit_reply",
+}
+
+
+def hashed_client() -> str:
+    """The limiter's key: a keyed hash of the client address, never the address.
+
+    The storage only ever sees this value, and its entries expire with their window.
+    """
+    address = (request.remote_addr or "").encode()
+    return crypto.keyed_hash(server_key(), b"rate limit", address)[:12].hex()
+
+
+def _storage_options(uri: str) -> dict:
+    options: dict = {"wrap_exceptions": True}
+    if uri.startswith(("redis://", "rediss://", "redis+unix://")):
+        # A dead Redis must give a quick 503, not a hung worker.
+        options.update(socket_connect_timeout=1, socket_timeout=1)
+    return options
+
+
+def _storage_failed(exc: Exception):
+    from .errors import handle_http, ServiceUnavailable
+
+    log.error("rate-limit storage unavailable (%s); refusing the costly request", type(exc).__name__)
+    return handle_http(ServiceUnavailable())
+
+
+def init_app(app: Flask, settings: Settings) -> Limiter:
+    limiter = Limiter(
+        key_func=hashed_client,
+        storage_uri=settings.ratelimit_storage_uri,
+        storage_options=_storage_options(settings.ratelimit_storage_uri),
+        strategy="fixed-window",
+        swallow_errors=not settings.ratelimit_fail_closed,
+        headers_enabled=False,
+        enabled=app.config.get("RATELIMIT_ENABLED", True),
+    )
+    limiter.init_app(app)
+    for endpoint, setting in LIMITED_ENDPOINTS.items():
+        view = app.view_functions[endpoint]
+        app.view_functions[endpoint] = limiter.limit(getattr(settings, setting), methods=["POST"])(view)
+    app.register_error_handler(StorageError, _storage_failed)
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # Redis support not installed: nothing else can fail that way
+        pass
+    else:
+        app.register_error_handler(RedisError, _storage_failed)
+    app.extensions["whistle.limiter"] = limiter
+    return limiter

@@ -98,17 +98,26 @@ def open_bundle(bundle: Path, private_key: crypto.PrivateKey, out_dir: Path) -> 
     Raises `BundleError` for a malformed bundle and `crypto.OpenError` if the key is not a
     recipient (or anything was tampered with).
     """
-    out_dir = Path(out_dir)
     try:
         zf = zipfile.ZipFile(bundle)
         doc = json.loads(zf.read("case.json"))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise BundleError(f"not a case bundle: {exc}") from None
-    if doc.get("format") != FORMAT or doc.get("version") != VERSION:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
         raise BundleError("not a case bundle of a version this program reads")
+    try:
+        return _write_case(zf, doc, private_key, Path(out_dir))
+    except (KeyError, TypeError, ValueError, AttributeError, zipfile.BadZipFile) as exc:
+        # binascii.Error and JSON errors are ValueErrors; OpenError passes through.
+        raise BundleError(f"the bundle is damaged ({type(exc).__name__})") from None
+
+
+def _write_case(zf: zipfile.ZipFile, doc: dict, private_key: crypto.PrivateKey, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    fields = json.loads(crypto.open_sealed(base64.b64decode(doc["content"]), private_key))
+    fields = json.loads(crypto.open_sealed(base64.b64decode(doc["content"], validate=True), private_key))
+    if not isinstance(fields, dict):
+        raise ValueError("content is not a record")
     lines = [
         f"Case {doc['case']} · category: {doc['category']} · channel: {doc['channel']}",
         f"Received on {doc['received_on']} · status: {doc['status']}",

@@ -40,6 +40,8 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError("not base64 text")
     return base64.b64decode(text.encode("ascii"), validate=True)
 
 
@@ -138,6 +140,10 @@ def unlock(doc: dict[str, Any], passphrase: str) -> crypto.PrivateKey:
         sealed = _unb64(doc["sealed"])
     except (KeyError, ValueError, TypeError):
         raise KeyFileError("the key file is damaged") from None
+    # Bounds before any work: a crafted file must not ask for terabytes of memory.
+    if not (1 <= params["time_cost"] <= 64 and 8 <= params["memory_cost"] <= 4 * 1024 * 1024
+            and 1 <= params["parallelism"] <= 64 and params["memory_cost"] >= 8 * params["parallelism"]):
+        raise KeyFileError("the key file asks for key-derivation parameters out of range")
     aad = _canonical({k: v for k, v in doc.items() if k != "sealed"})
     wrapping_key = crypto.argon2id(passphrase.encode("utf-8"), salt, **params)
     try:

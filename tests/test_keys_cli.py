@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from whistle import create_app, crypto
 from whistle.cli import main
 from whistle.codes import CodeCost
+from whistle.models import KeyRole
 
 from .conftest import Reporter
 
@@ -176,8 +177,12 @@ class TestKeys:
         result = inst.keys("retire", "00" * 16, ok=False)
         assert result.exit_code != 0 and "no active key" in result.output
 
+    def test_retiring_last_officer_refused_without_force(self, inst):
+        result = inst.keys("retire", inst.officer_id, ok=False)
+        assert result.exit_code != 0 and "last active officer key" in result.output
+
     def test_keys_list_after_retiring_last_officer_warns(self, inst):
-        inst.keys("retire", inst.officer_id)
+        inst.keys("retire", inst.officer_id, "--force")
         result = inst.keys("list", ok=False)
         assert result.exit_code != 0 and "no active officer" in result.output
 
@@ -282,3 +287,17 @@ class TestRotation:
     def test_rewrap_with_wrong_passphrase_fails_clearly(self, inst):
         result = inst.keys("rewrap", "--key", str(inst.officer_key), passphrase="not the passphrase", ok=False)
         assert result.exit_code != 0 and "wrong passphrase" in result.output
+
+
+def test_retire_refuses_last_key_of_its_role(app, officer_key, clock):
+    from whistle import db, keyring
+
+    with app.app_context():
+        session = db.session()
+        with pytest.raises(keyring.KeyFileError, match="last active officer key"):
+            keyring.retire(session, officer_key.key_id.hex(), clock())
+        newcomer = keyring.KeyInfo(KeyRole.OFFICER, "officer-2", crypto.PrivateKey.generate().public_key())
+        keyring.register(session, newcomer, clock())
+        keyring.retire(session, officer_key.key_id.hex(), clock())
+        session.commit()
+        assert [r.label for r in keyring.active_keys(session) if r.role == KeyRole.OFFICER] == ["officer-2"]

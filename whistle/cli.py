@@ -36,7 +36,7 @@ def _app(instance: Path, require_recipients: bool = False):
 
 
 def _generated_passphrase() -> str:
-    """Six groups of five lowercase letters and digits: about 155 bits, easy to copy."""
+    """Six groups of five lowercase letters and digits: about 148 bits, easy to copy."""
     alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
     return "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(6))
 
@@ -53,12 +53,15 @@ def _ask_passphrase(new: bool) -> str:
 
 
 def _new_keypair(role: KeyRole, label: str, out: Path, passphrase: str, kdf: dict | None = None) -> keyring.KeyInfo:
+    public_out = out.with_name(out.name.removesuffix(".key") + ".pub")
+    for path in (out, public_out):
+        if path.exists():
+            raise click.ClickException(f"{path} exists; choose another file name.")
     private = crypto.PrivateKey.generate()
     doc = keyring.private_key_document(private, passphrase, role, label, kdf)
-    keyring.write_new_file(out, doc)
     info = keyring.key_info(doc)
-    public_out = out.with_name(out.name.removesuffix(".key") + ".pub")
     keyring.write_new_file(public_out, keyring.public_key_document(info))
+    keyring.write_new_file(out, doc)
     return info
 
 
@@ -254,7 +257,8 @@ def list_keys(instance_path: str | None) -> None:
 @keys.command("retire")
 @click.argument("key_id")
 @click.option("--instance", "instance_path")
-def retire_key(key_id: str, instance_path: str | None) -> None:
+@click.option("--force", is_flag=True, help="Retire even the last key of its role (the service then refuses tips).")
+def retire_key(key_id: str, instance_path: str | None, force: bool) -> None:
     """Stop sealing new tips to a key. Then run `whistle keys rewrap` to remove its access."""
     from . import db
     from .extensions import today
@@ -262,7 +266,7 @@ def retire_key(key_id: str, instance_path: str | None) -> None:
     app = _app(_instance(instance_path))
     with app.app_context():
         try:
-            keyring.retire(db.session(), key_id, today())
+            keyring.retire(db.session(), key_id, today(), allow_last=force)
         except (keyring.KeyFileError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
         db.session().commit()

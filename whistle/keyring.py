@@ -192,10 +192,18 @@ def recipients(session: Session) -> list[crypto.PublicKey]:
     return [crypto.PublicKey.from_bytes(r.public_key) for r in rows]
 
 
-def retire(session: Session, key_id_hex: str, today: dt.date) -> RecipientKey:
+def retire(session: Session, key_id_hex: str, today: dt.date, *, allow_last: bool = False) -> RecipientKey:
+    """Stop sealing to a key. Refuses the last active key of its role unless `allow_last`:
+    without an officer key and the recovery key the service accepts no tips."""
     row = session.scalar(select(RecipientKey).where(RecipientKey.key_id == bytes.fromhex(key_id_hex)))
     if row is None or row.retired_on is not None:
         raise KeyFileError(f"no active key {key_id_hex}")
+    others = [r for r in active_keys(session) if r.role == row.role and r.id != row.id]
+    if not others and not allow_last:
+        raise KeyFileError(
+            f"{key_id_hex} is the last active {row.role.value} key: register its replacement first, "
+            "or the service will refuse new tips"
+        )
     row.retired_on = today
     return row
 

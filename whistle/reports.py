@@ -75,7 +75,9 @@ def _attach(
     message: Message | None = None,
 ) -> None:
     for upload in uploads:
-        meta = json.dumps({"name": upload.filename, "type": upload.content_type, "size": upload.size})
+        meta = json.dumps(
+            {"name": upload.filename, "type": upload.content_type, "size": upload.size, "cleaned": upload.cleaned}
+        )
         report.attachments.append(
             Attachment(
                 blob_name=upload.blob_name,

@@ -24,6 +24,7 @@ from typing import BinaryIO
 from flask import Flask, Request, current_app, g
 
 from . import crypto, db, keyring
+from .cleaning import MetadataCleaner
 
 
 class BlobStore:
@@ -82,7 +83,8 @@ class SealingUpload:
         self.filename = filename or ""
         self.content_type = content_type or "application/octet-stream"
         self.max_bytes = max_bytes
-        self.size = 0
+        #: Bytes received from the client (the cap applies to these).
+        self.received = 0
         #: Why this file was not kept: "too_large", "too_many", or None.
         self.refused = refused
         self.blob_name: str | None = None
@@ -90,9 +92,24 @@ class SealingUpload:
         self._store = store
         self._file: BinaryIO | None = None
         self._sealer: crypto.FileSealer | None = None
+        self._cleaner = MetadataCleaner()
         if refused is None and store is not None:
             self.blob_name, self._file = store.new_incoming()
             self._sealer = crypto.FileSealer(self._file, recipients)
+
+    @property
+    def size(self) -> int:
+        """Bytes stored (after metadata removal), or received if nothing is stored."""
+        return self._sealer.plaintext_size if self._sealer is not None else self.received
+
+    @property
+    def photo_checked(self) -> bool:
+        """True for a JPEG or PNG: its metadata was removed (or there was none)."""
+        return self._cleaner.kind is not None
+
+    @property
+    def cleaned(self) -> str | None:
+        return self._cleaner.cleaned
 
     @property
     def wraps(self) -> bytes:
@@ -105,20 +122,18 @@ class SealingUpload:
     @property
     def is_empty_field(self) -> bool:
         """An `<input type=file>` left empty: browsers send a nameless, empty part."""
-        return not self.filename and self.size == 0
+        return not self.filename and self.received == 0
 
     def write(self, data: bytes) -> int:
-        if self.refused is None:
-            if self.size + len(data) > self.max_bytes:
+        self.received += len(data)
+        if self.refused is None and self._sealer is not None:
+            if self.received > self.max_bytes:
                 self.refused = "too_large"
-                self.size += len(data)
                 self.discard()
             else:
-                self.size += len(data)
-                assert self._sealer is not None
-                self._sealer.write(data)
-        else:
-            self.size += len(data)
+                self._sealer.write(self._cleaner.feed(data))
+        elif self.refused is None and self.received:
+            self.refused = "unnamed"  # data in a part without a file name: not a browser upload
         return len(data)
 
     def seek(self, *_args: object) -> int:
@@ -136,6 +151,7 @@ class SealingUpload:
 
     def _finish(self) -> None:
         if self._sealer is not None and self._file is not None and not self._file.closed:
+            self._sealer.write(self._cleaner.close())
             self._sealer.close()
             self._file.flush()
             os.fsync(self._file.fileno())
@@ -169,8 +185,8 @@ class SealingRequest(Request):
         settings = app.extensions["whistle.settings"]
         uploads: list[SealingUpload] = g.setdefault("sealing_uploads", [])
         kept = [u for u in uploads if u.refused is None and not u.is_empty_field]
-        if not filename:
-            upload = SealingUpload(None, [], filename, content_type, 0, refused=None)
+        if not filename:  # an empty file input, or a part no browser would send
+            upload = SealingUpload(None, [], filename, content_type, 0)
         elif len(kept) >= settings.max_files:
             upload = SealingUpload(None, [], filename, content_type, 0, refused="too_many")
         else:

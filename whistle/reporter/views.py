@@ -35,12 +35,23 @@ def _file_errors(uploads: list[SealingUpload]) -> list[str]:
     errors = []
     if any(u.refused == "too_many" for u in uploads):
         errors.append(_("You can attach at most %(n)d files.", n=s.max_files))
+    if any(u.refused == "unnamed" for u in uploads):
+        errors.append(_("A file arrived without a name and could not be read. Please attach it again."))
     for u in uploads:
         if u.refused == "too_large":
             errors.append(
                 _("The file “%(name)s” is larger than %(mb)d MB.", name=u.filename, mb=s.max_file_bytes // (1024 * 1024))
             )
     return errors
+
+
+def _cleaning(uploads: list[SealingUpload]) -> dict[str, list[str]]:
+    """Which stored files had their hidden details removed, and which were kept as sent,
+    so that the reporter knows (DESIGN: tell the reporter what was and was not cleaned)."""
+    return {
+        "cleaned": [u.filename for u in uploads if u.photo_checked],
+        "as_sent": [u.filename for u in uploads if not u.photo_checked],
+    }
 
 
 def _reattach_notice(uploads: list[SealingUpload]) -> list[str]:
@@ -143,7 +154,7 @@ def report():
             form.files.errors = _reattach_notice(uploads)
             return _render_report_form(form, 503)
         session["receipt"] = _receipt_tag(code)
-        return _render_receipt(code)
+        return _render_receipt(code, files=_cleaning(uploads))
     _form_problem(form)
     form.files.errors = list(form.files.errors) + file_errors + _reattach_notice(uploads)
     return _render_report_form(form, 400)
@@ -153,9 +164,10 @@ def _blobs():
     return current_app.extensions["whistle.blobs"]
 
 
-def _render_receipt(code: TrackingCode, error: str | None = None, status: int = 200):
+def _render_receipt(code: TrackingCode, error: str | None = None, status: int = 200, files: dict | None = None):
     return render_template(
         "reporter/receipt.html",
+        files=files,
         code=code.display(),
         saved_form=SavedForm(code=code.display()),
         receipt_form=ReceiptForm(code=code.display()),
@@ -264,6 +276,11 @@ def reply():
             form.files.errors = _reattach_notice(uploads)
             return _render_case(opened, form, 503)
         flash(_("Your reply was sent to the officers."), "success")
+        files = _cleaning(uploads)
+        if files["cleaned"]:
+            flash(_("Hidden details such as location were removed from: %(names)s.", names=", ".join(files["cleaned"])), "info")
+        if files["as_sent"]:
+            flash(_("These files were stored as sent, without removing hidden details: %(names)s.", names=", ".join(files["as_sent"])), "info")
         return redirect(url_for(".case"), 303)
     _form_problem(form)
     form.files.errors = list(form.files.errors) + file_errors + _reattach_notice(uploads)

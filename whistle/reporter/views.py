@@ -6,14 +6,12 @@ reporter's key) live only in the response body or, sealed, in the visit's sessio
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
-from .. import crypto, db, reports
+from .. import db, reports, visits
 from ..codes import Busy, MalformedCode, TrackingCode, normalise_digits, parse_code
 from ..extensions import server_key, settings, today
 from ..labels import OUTCOME_LABELS, STATUS_LABELS, category_choices, category_label
@@ -23,8 +21,6 @@ from .forms import CloseForm, ReceiptForm, ReplyForm, ReportForm, SavedForm, Sta
 
 bp = Blueprint("reporter", __name__)
 
-_VIEW_AAD = b"whistle v1 status view"
-_RECEIPT_LABEL = b"receipt"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -60,52 +56,22 @@ def _reattach_notice(uploads: list[SealingUpload]) -> list[str]:
     return []
 
 
-def _receipt_tag(code: TrackingCode) -> str:
-    return crypto.keyed_hash(server_key(), _RECEIPT_LABEL, code.digits.encode()).hex()
-
-
 def _receipt_code(text: str) -> TrackingCode | None:
     """The code from a receipt form, only if this visit was shown that code."""
     try:
         code = parse_code(text)
     except MalformedCode:
         return None
-    tag = session.get("receipt")
-    if not isinstance(tag, str) or not crypto.constant_time_equal(tag.encode(), _receipt_tag(code).encode()):
-        return None
-    return code
-
-
-def _view_key() -> bytes:
-    return crypto.hkdf(server_key(), b"whistle v1 status view key")
-
-
-def _open_view(opened: reports.OpenedCase) -> None:
-    """Keep the open case in the visit's cookie, sealed under a server key: neither the
-    cookie alone nor the server alone can recover the reporter's key."""
-    payload = json.dumps(
-        {
-            "id": opened.report_id,
-            "key": base64.b64encode(opened.reporter_key.unsafe_to_bytes()).decode(),
-            "at": int(time.time()),
-        }
-    ).encode()
-    session["case"] = base64.b64encode(crypto.seal_with_key(_view_key(), payload, _VIEW_AAD)).decode()
+    return code if visits.receipt_matches(server_key(), session.get("receipt"), code) else None
 
 
 def _opened_case() -> reports.OpenedCase | None:
-    sealed = session.get("case")
-    if not isinstance(sealed, str):
-        return None
-    try:
-        payload = json.loads(crypto.open_with_key(_view_key(), base64.b64decode(sealed), _VIEW_AAD))
-        if time.time() - payload["at"] > settings().status_view_minutes * 60:
-            session.pop("case", None)
-            return None
-        return reports.OpenedCase(payload["id"], crypto.PrivateKey.from_bytes(base64.b64decode(payload["key"])))
-    except (crypto.OpenError, ValueError, KeyError, TypeError):
+    opened = visits.open_sealed_case(
+        server_key(), session.get("case"), time.time(), settings().status_view_minutes * 60
+    )
+    if opened is None:
         session.pop("case", None)
-        return None
+    return opened
 
 
 def _form_problem(form) -> None:
@@ -153,7 +119,7 @@ def report():
             flash(_("Your report could not be stored just now, and nothing was kept. Please send it again."), "error")
             form.files.errors = _reattach_notice(uploads)
             return _render_report_form(form, 503)
-        session["receipt"] = _receipt_tag(code)
+        session["receipt"] = visits.receipt_tag(server_key(), code)
         return _render_receipt(code, files=_cleaning(uploads))
     _form_problem(form)
     form.files.errors = list(form.files.errors) + file_errors + _reattach_notice(uploads)
@@ -186,7 +152,7 @@ def saved():
         typed = normalise_digits(form.last_group.data or "")
     except MalformedCode:
         typed = ""
-    if not crypto.constant_time_equal(typed.encode(), code.last_group.encode()):
+    if typed != code.last_group:  # the code is on this very page: nothing to hide by timing
         return _render_receipt(
             code, _("Those digits do not match the last group of your code. Check what you saved, then try again."), 400
         )
@@ -224,7 +190,7 @@ def status():
     except Busy:
         form.code.data = ""
         return render_template("reporter/status.html", form=form, busy=True), 503
-    _open_view(opened)
+    session["case"] = visits.seal_open_case(server_key(), opened, time.time())
     return redirect(url_for(".case"), 303)
 
 

@@ -158,8 +158,13 @@ def test_view_open_while_purged_closes(app, reporter, officer_key, clock):
     _close(app, case_id)
     clock.advance(DAYS + 1)
     assert reporter.open_case(code).status_code == 303
+    page = reporter.client.get("/case").get_data(as_text=True)
     assert _purge(app) == 1
-    assert reporter.client.get("/case").status_code == 303  # back to the code form
+    from .conftest import csrf_token
+
+    reply = reporter.client.post("/case/reply", data={"text": "still there?", "csrf_token": csrf_token(page)})
+    assert reply.status_code == 303 and reply.headers["Location"].endswith("/status")  # not a 500
+    assert reporter.open_case(code).status_code == 404
     with app.app_context():
         with pytest.raises(UnknownCode):  # nothing to seal a message to any more
             add_message(db.session(), app.extensions["whistle.blobs"], case_id, Author.OFFICER, "x", [], clock())

@@ -217,11 +217,7 @@ def case():
     if opened is None:
         flash(_("For your safety the case view closes after a while. Please type your code again."), "info")
         return redirect(url_for(".status"), 303)
-    try:
-        return _render_case(opened, ReplyForm())
-    except reports.UnknownCode:
-        session.pop("case", None)
-        return redirect(url_for(".status"), 303)
+    return _render_case(opened, ReplyForm())
 
 
 @bp.post("/case/reply")
@@ -251,6 +247,14 @@ def reply():
     _form_problem(form)
     form.files.errors = list(form.files.errors) + file_errors + _reattach_notice(uploads)
     return _render_case(opened, form, 400)
+
+
+@bp.errorhandler(reports.UnknownCode)
+def case_gone(_exc: reports.UnknownCode):
+    """The open case no longer exists (purged under retention while the view was open)."""
+    session.pop("case", None)
+    flash(_("For your safety the case view closes after a while. Nothing was sent. Please type your code again."), "error")
+    return redirect(url_for(".status"), 303)
 
 
 @bp.post("/case/close")

@@ -173,3 +173,14 @@ def test_stored_dates_are_days_not_times(app, submitted):
         for table in inspect(engine).get_table_names():
             for column in inspect(engine).get_columns(table):
                 assert "TIME" not in str(column["type"]).upper(), f"{table}.{column['name']} stores a time"
+
+
+def test_stored_files_carry_the_day_not_the_second(app, submitted, clock):
+    import datetime as dt
+
+    store = app.extensions["whistle.blobs"]
+    files = [p for p in store.root.iterdir() if p.is_file()]
+    assert files
+    midnight = dt.datetime.combine(clock(), dt.time(), tzinfo=dt.timezone.utc).timestamp()
+    for path in files:
+        assert path.stat().st_mtime == midnight and path.stat().st_atime == midnight

@@ -89,11 +89,12 @@ def _attach(
         )
 
 
-def _commit_with_files(session: Session, store: BlobStore, uploads: Sequence[SealingUpload]) -> None:
+def _commit_with_files(session: Session, store: BlobStore, uploads: Sequence[SealingUpload], today: dt.date) -> None:
     """Move the files in, then commit; if the commit fails, take the files out again.
 
     A crash between the two leaves only an unreferenced file of ciphertext, which
-    `whistle sweep` removes; never a row that points at a missing file.
+    `whistle sweep` removes; never a row that points at a missing file. After the commit
+    the files' times are set back to the day, as coarse as the rows' dates.
     """
     claimed: list[SealingUpload] = []
     try:
@@ -108,6 +109,9 @@ def _commit_with_files(session: Session, store: BlobStore, uploads: Sequence[Sea
             assert upload.blob_name is not None
             store.delete(upload.blob_name)
         raise StorageFailed() from exc
+    for upload in claimed:
+        assert upload.blob_name is not None
+        store.blur_times(upload.blob_name, today)
 
 
 def submit_report(
@@ -146,7 +150,7 @@ def submit_report(
     report.events.append(StatusEvent(status=Status.RECEIVED, on=today))
     _attach(report, uploads, recipients)
     session.add(report)
-    _commit_with_files(session, store, uploads)
+    _commit_with_files(session, store, uploads, today)
     return code
 
 
@@ -214,7 +218,7 @@ def add_message(
     )
     report.messages.append(message)
     _attach(report, uploads, recipients, message)
-    _commit_with_files(session, store, uploads)
+    _commit_with_files(session, store, uploads, today)
 
 
 def read_tip(report: Report, private_key: crypto.PrivateKey) -> dict[str, str]:

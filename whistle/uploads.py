@@ -15,6 +15,7 @@ whatever a request leaves unclaimed is deleted when the request ends.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import time
@@ -43,6 +44,13 @@ class BlobStore:
     def claim(self, name: str) -> None:
         """Move an incoming blob into the store; done before the commit that records it."""
         os.replace(self.incoming / name, self.root / name)
+
+    def blur_times(self, name: str, day: dt.date) -> None:
+        """Set a stored file's access and modification times to the start of its day, so
+        they say no more than the database's dates (the inode's change time cannot be
+        set: docs/data.md)."""
+        midnight = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc).timestamp()
+        os.utime(self.root / name, (midnight, midnight))
 
     def discard_incoming(self, name: str) -> None:
         (self.incoming / name).unlink(missing_ok=True)

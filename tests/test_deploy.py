@@ -1,0 +1,615 @@
+"""The shipped deployment keeps its promises.
+
+(a) gunicorn, started with deploy/gunicorn.conf.py, serves a whole reporter journey sent
+    from a distinctive loopback address with a distinctive User-Agent, Referer and
+    X-Forwarded-For, then every file it or the app wrote (logs, stdout, stderr, the instance
+    folder with its SQLite database and sealed files, temp and working folders) and the
+    limiter's Redis storage are searched for those values: none may be found. The same run
+    checks that the rate limiter keys on the address nginx forwards (trusted_proxies=1).
+(b) every route of the app answers with the security headers.
+(c) the nginx site and the gunicorn settings say what the README and DESIGN.md promise;
+    `nginx -t` accepts the site when nginx is installed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import re
+import runpy
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from http.cookies import SimpleCookie
+from pathlib import Path
+
+import pytest
+
+from whistle.config import Settings
+
+from .conftest import REDIS_URL, TIP, csrf_token, hidden, receipt_code, redis_reachable
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+GUNICORN_CONF = DEPLOY / "gunicorn.conf.py"
+NGINX_SITE = DEPLOY / "nginx" / "whistle.conf"
+
+CLIENT_ADDRESS = "127.0.0.77"
+FORWARDED_FOR = "198.51.100.23"  # TEST-NET-2: what nginx would forward
+OTHER_FORWARDED_FOR = "203.0.113.9"  # TEST-NET-3: a second client, for the limiter
+USER_AGENT = "Mozilla/5.0 (WhistleProbe; needle-ua-5f2c) Gecko/20100101"
+REFERER = "https://referrer.example/needle-ref-91ad?from=news"
+NEEDLES = (
+    CLIENT_ADDRESS,
+    FORWARDED_FOR,
+    OTHER_FORWARDED_FOR,
+    USER_AGENT,
+    "needle-ua-5f2c",
+    REFERER,
+    "needle-ref-91ad",
+)
+#: Redis database for the limiter in (a): not the one other tests flush.
+LIMITER_REDIS_URL = re.sub(r"/\d+$", "/13", REDIS_URL)
+
+
+# --------------------------------------------------------------------------- (a) helpers
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _can_use_source_address() -> bool:
+    try:
+        with socket.socket() as s:
+            s.bind((CLIENT_ADDRESS, 0))
+        return True
+    except OSError:
+        return False
+
+
+class Browser:
+    """One reporter's browser on a fixed source address, keeping the visit's cookie."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cookies: dict[str, str] = {}
+        self.forwarded_for = FORWARDED_FOR
+
+    def request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20, source_address=(CLIENT_ADDRESS, 0))
+        headers = {
+            "User-Agent": USER_AGENT,
+            "Referer": REFERER,
+            "X-Forwarded-For": self.forwarded_for,
+            "Accept-Language": "en",
+        }
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if content_type:
+            headers["Content-Type"] = content_type
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        for value in response.headers.get_all("Set-Cookie") or []:
+            jar = SimpleCookie()
+            jar.load(value)
+            for name, morsel in jar.items():
+                if morsel["max-age"] == "0" or not morsel.value:
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value
+        return response.status, response.headers, data.decode("utf-8", "replace")
+
+    def get(self, path: str):
+        return self.request("GET", path)
+
+    def post(self, path: str, fields: dict[str, str], files: tuple[tuple[str, bytes], ...] = ()):
+        boundary = "----whistle" + uuid.uuid4().hex
+        parts = []
+        for name, value in fields.items():
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value.encode() + b"\r\n"
+            )
+        for filename, content in files:
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{filename}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n".encode()
+                + content
+                + b"\r\n"
+            )
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        return self.request("POST", path, body, f"multipart/form-data; boundary={boundary}")
+
+
+def _raw_malformed_request(port: int) -> bytes:
+    """A request gunicorn refuses itself, quoting a header in its error: the path on which
+    gunicorn logs "Invalid request from ip=<address>: <error>"."""
+    payload = (
+        "GET / HTTP/1.1\r\nHost: whistle\r\n"
+        f"User-Agent: {USER_AGENT}\r\nReferer: {REFERER}\r\n"
+        f"X-Note: first line\r\n folded {USER_AGENT}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(CLIENT_ADDRESS, 0)) as s:
+        s.sendall(payload)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _wait_listening(proc: subprocess.Popen, port: int, seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text("utf-8", "replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# --------------------------------------------------------------------------- (a)
+
+
+def test_gunicorn_with_shipped_config_keeps_no_address_user_agent_or_referer(tmp_path: Path):
+    pytest.importorskip("gunicorn", reason="gunicorn is not installed (pip install -e '.[production]')")
+    if os.name != "posix":
+        pytest.skip("gunicorn runs on POSIX systems only")
+    if not _can_use_source_address():
+        pytest.skip(f"this system cannot send from {CLIENT_ADDRESS} (loopback is not a whole 127.0.0.0/8)")
+
+    home, cwd, tmpdir, logs, recovery = (tmp_path / n for n in ("home", "cwd", "tmp", "logs", "recovery-key"))
+    for folder in (home, cwd, tmpdir, logs):
+        folder.mkdir()
+    instance = tmp_path / "instance"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "TMPDIR": str(tmpdir),
+        "LANG": "C.UTF-8",
+        "WHISTLE_UNSAFE_FAST_KDF": "1",
+    }
+    init = subprocess.run(
+        [sys.executable, "-c", "from whistle.cli import main; main()",
+         "init", "--instance", str(instance), "--recovery-dir", str(recovery)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert init.returncode == 0, init.stderr[-2000:]
+    with (instance / "config.toml").open("a", encoding="utf-8") as fh:
+        fh.write("\n[code_cost]\ntime_cost = 1\nmemory_cost = 256\nparallelism = 1\n")
+
+    use_redis = redis_reachable()
+    if use_redis:
+        import redis
+
+        store = redis.Redis.from_url(LIMITER_REDIS_URL)
+        workers = []  # the shipped worker count: the limiter's storage is shared
+    else:
+        store = None
+        workers = ["--workers", "1"]  # memory:// storage is per process
+    port = _free_port()
+    error_log = logs / "gunicorn-error.log"
+    stdout_file, stderr_file = logs / "stdout.txt", logs / "stderr.txt"
+    server_env = {
+        **env,
+        "WHISTLE_INSTANCE": str(instance),
+        "WHISTLE_TRUSTED_PROXIES": "1",
+        "WHISTLE_RATELIMIT_STORAGE_URI": LIMITER_REDIS_URL if use_redis else "memory://",
+    }
+    command = [
+        sys.executable, "-m", "gunicorn",
+        "--config", str(GUNICORN_CONF),
+        "--bind", f"127.0.0.1:{port}",
+        "--error-logfile", str(error_log),
+        "--worker-tmp-dir", str(tmpdir),
+        *workers,
+    ]
+    with stdout_file.open("wb") as out, stderr_file.open("wb") as err:
+        proc = subprocess.Popen(command, cwd=cwd, env=server_env, stdout=out, stderr=err)
+    try:
+        if not _wait_listening(proc, port):
+            _stop(proc)
+            pytest.skip(
+                "gunicorn did not start: "
+                + (_tail(error_log) or _tail(stderr_file) or f"exit status {proc.returncode}")
+            )
+        browser = Browser(port)
+
+        # A whole journey: landing page, report with a file, the saved-code check, status,
+        # the case page, a reply with a file.
+        status, headers, page = browser.get("/?lang=en")
+        assert status == 200 and "Content-Security-Policy" in headers
+        status, _, page = browser.get("/report")
+        assert status == 200
+        fields = {**TIP, "csrf_token": csrf_token(page)}
+        status, _, page = browser.post("/report", fields, files=(("evidence.pdf", b"%PDF-1.4\n" + os.urandom(40_000)),))
+        assert status == 200, page[:1500]
+        code = receipt_code(page)
+        status, _, saved = browser.post(
+            "/report/saved", {"csrf_token": csrf_token(page), "code": hidden(page, "code"), "last_group": code.split()[-1]}
+        )
+        assert status == 200, saved[:1500]
+
+        status, _, page = browser.get("/status")
+        status, headers, _ = browser.post("/status", {"csrf_token": csrf_token(page), "code": code})
+        assert status == 303 and headers["Location"].endswith("/case"), status
+        status, _, case_page = browser.get("/case")
+        assert status == 200 and 'name="text"' in case_page
+        status, headers, _ = browser.post(
+            "/case/reply", {"csrf_token": csrf_token(case_page), "text": "More detail about the contract."},
+            files=(("photo.jpg", os.urandom(20_000)),),
+        )
+        assert status == 303, status
+
+        # gunicorn refuses a malformed request itself, and logs it.
+        answer = _raw_malformed_request(port)
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+
+        # The limiter keys on the address nginx forwards (ProxyFix, trusted_proxies=1):
+        # this client is stopped at its hourly cap, another client is not.
+        statuses = []
+        for _ in range(40):
+            status, _, _ = browser.post("/status", {"code": "0000 0000 0000 0000 0000 0000 0000"})
+            statuses.append(status)
+            if status == 429:
+                break
+        assert statuses[-1] == 429, f"no 429 after {len(statuses)} status checks: {sorted(set(statuses))}"
+        assert set(statuses[:-1]) == {400}, statuses
+        browser.forwarded_for = OTHER_FORWARDED_FOR
+        status, _, _ = browser.post("/status", {"code": "0000"})
+        assert status == 400, "another forwarded address shares the first one's limit"
+        browser.forwarded_for = FORWARDED_FOR
+        status, _, _ = browser.post("/status", {"code": "0000"})
+        assert status == 429
+    finally:
+        _stop(proc)
+
+    # Search everything written during the run.
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    found = []
+    log_lines = 0
+    scanned_bytes = 0
+    for path in files:
+        data = path.read_bytes()
+        scanned_bytes += len(data)
+        if path.parent == logs:
+            log_lines += data.count(b"\n")
+        for needle in NEEDLES:
+            if needle.encode() in data or needle.encode("utf-16-le") in data:
+                found.append(f"{needle!r} in {path.relative_to(tmp_path)}")
+    redis_keys = 0
+    if store is not None:
+        for key in store.scan_iter("*"):
+            redis_keys += 1
+            value = store.dump(key) or b""
+            for needle in NEEDLES:
+                if needle.encode() in key or needle.encode() in value:
+                    found.append(f"{needle!r} in Redis key {key!r}")
+    assert not found, found
+
+    # The logs were written and the refused request was logged, scrubbed.
+    log_text = error_log.read_text("utf-8")
+    assert "Booting worker" in log_text
+    assert "Invalid request refused (ObsoleteFolding)" in log_text, log_text[-2000:]
+    assert (instance / "whistle.sqlite3").stat().st_size > 0
+    assert any((instance / "blobs").rglob("*")), "no sealed file was stored"
+    print(
+        f"\nscanned {len(files)} files ({scanned_bytes:,} bytes; {log_lines} log lines in"
+        f" {len(list(logs.iterdir()))} log files) and {redis_keys} Redis keys for {len(NEEDLES)} values: none found"
+    )
+
+
+def test_limiter_keys_on_forwarded_address_behind_one_proxy(make_app):
+    """trusted_proxies=1: the X-Forwarded-For nginx sets is the client; the proxy's own
+    address and a client's forged X-Forwarded-For are not."""
+    app = make_app(trusted_proxies=1, ratelimit_enabled=True, ratelimit_status="3 per hour")
+
+    def post(forwarded: str, remote: str = "127.0.0.1") -> int:
+        client = app.test_client()
+        return client.post(
+            "/status", data={"code": "1"},
+            headers={"X-Forwarded-For": forwarded},
+            environ_base={"REMOTE_ADDR": remote},
+        ).status_code
+
+    assert [post("198.51.100.23") for _ in range(3)] == [400, 400, 400]
+    assert post("198.51.100.23") == 429
+    assert post("198.51.100.23", remote="127.0.0.2") == 429  # the proxy's address does not matter
+    assert post("203.0.113.9") == 400
+    # nginx overwrites X-Forwarded-For with $remote_addr; were a forged value to reach the
+    # app, only the last hop counts with one trusted proxy.
+    assert post("10.9.9.9, 198.51.100.23") == 429
+
+
+# --------------------------------------------------------------------------- (b)
+
+#: Endpoints that may be framed by other sites (DESIGN.md: the embeddable statistics page).
+EMBEDDABLE: set[str] = set()
+
+
+def _check_headers(endpoint: str, method: str, response) -> None:
+    where = f"{method} {endpoint} ({response.status_code})"
+    csp = response.headers.get("Content-Security-Policy", "")
+    directives = {d.strip().split(" ", 1)[0]: d.strip() for d in csp.split(";") if d.strip()}
+    assert csp, f"{where}: no Content-Security-Policy"
+    assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp, f"{where}: {csp}"
+    assert not {"script-src", "script-src-elem", "script-src-attr", "worker-src"} & directives.keys(), f"{where}: {csp}"
+    assert directives.get("default-src") == "default-src 'none'", f"{where}: {csp}"
+    if endpoint in EMBEDDABLE:
+        assert "frame-ancestors" in directives and "*" not in directives["frame-ancestors"], f"{where}: {csp}"
+    else:
+        assert directives.get("frame-ancestors") == "frame-ancestors 'none'", f"{where}: {csp}"
+    assert response.headers.get("Referrer-Policy") == "no-referrer", where
+    assert response.headers.get("X-Content-Type-Options") == "nosniff", where
+    assert "no-store" in response.headers.get("Cache-Control", ""), where
+
+
+def test_every_route_sends_the_security_headers(app, reporter):
+    client = reporter.client
+    code = reporter.submit_ok(files=[(__import__("io").BytesIO(b"evidence"), "a.txt")])
+    assert reporter.open_case(code).status_code == 303
+    token = csrf_token(client.get("/case").get_data(as_text=True))
+    forms = {
+        "reporter.report": dict(TIP),
+        "reporter.saved": {"code": code, "last_group": code.split()[-1]},
+        "reporter.receipt_text": {"code": code},
+        "reporter.status": {"code": code},
+        "reporter.reply": {"text": "A reply"},
+    }
+
+    rules = sorted(app.url_map.iter_rules(), key=lambda r: r.endpoint.endswith("close"))
+    seen: set[tuple[str, str]] = set()
+    for rule in rules:
+        arguments = {arg: "style.css" if arg == "filename" else "1" for arg in rule.arguments}
+        path = rule.build(arguments, append_unknown=False)[1] if rule.arguments else rule.rule
+        for method in sorted((rule.methods or set()) & {"GET", "POST"}):
+            if method == "GET":
+                responses = [client.get(path), client.get(path + ("&" if "?" in path else "?") + "lang=en")]
+            else:
+                data = {**forms.get(rule.endpoint, {}), "csrf_token": token}
+                responses = [
+                    client.post(path, data=data, content_type="multipart/form-data"),
+                    client.post(path, data={}),  # no token, no fields: the error page
+                ]
+            for response in responses:
+                _check_headers(rule.endpoint, method, response)
+            seen.add((rule.endpoint, method))
+    # The error pages too.
+    for response in (client.get("/no-such-page"), client.delete("/report"), client.post("/report", data=b"x" * 10,
+                     content_type="multipart/form-data; boundary=")):
+        _check_headers("error page", response.request.method, response)
+
+    endpoints = {e for e, _m in seen}
+    assert {"reporter.landing", "reporter.report", "reporter.status", "reporter.case", "reporter.reply"} <= endpoints
+    assert endpoints == {r.endpoint for r in app.url_map.iter_rules()}
+
+
+def test_pages_with_the_code_or_case_data_are_never_cached(app, reporter):
+    client = reporter.client
+    submitted = reporter.submit()
+    code = receipt_code(submitted.get_data(as_text=True))
+    receipt = client.post(
+        "/report/receipt.txt",
+        data={"code": code, "csrf_token": csrf_token(submitted.get_data(as_text=True))},
+    )
+    assert receipt.status_code == 200 and code.replace(" ", "") in receipt.get_data(as_text=True).replace(" ", "")
+    reporter.open_case(code)
+    case = client.get("/case")
+    assert case.status_code == 200
+    for response in (submitted, receipt, case):
+        assert response.headers["Cache-Control"] == "no-store"
+        _check_headers("journey", "-", response)
+
+
+# --------------------------------------------------------------------------- (c) nginx
+
+
+def _nginx_blocks(text: str, kind: str = "server") -> list[str]:
+    """The bodies of the top-level `kind { ... }` blocks, comments removed."""
+    text = re.sub(r"#[^\n]*", "", text)
+    blocks = []
+    for match in re.finditer(rf"(?m)^\s*{kind}\s*\{{", text):
+        depth, i = 1, match.end()
+        while depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        blocks.append(text[match.end(): i - 1])
+    return blocks
+
+
+def _directives(block: str, name: str) -> list[str]:
+    value = r"""((?:"[^"]*"|'[^']*'|[^;"'])*)"""
+    return [m.group(1).strip() for m in re.finditer(rf"(?m)^\s*{name}\s+{value};", block)]
+
+
+def _size(value: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([kKmMgG]?)", value).groups()
+    return int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit.lower()]
+
+
+@pytest.fixture(scope="module")
+def nginx_site() -> str:
+    return NGINX_SITE.read_text("utf-8")
+
+
+@pytest.fixture(scope="module")
+def intake_servers(nginx_site) -> dict[str, str]:
+    """The server blocks that pass requests to the app, by role: clear web and onion."""
+    servers = {}
+    for block in _nginx_blocks(nginx_site):
+        if "proxy_pass" not in block:
+            continue
+        listens = " ".join(_directives(block, "listen"))
+        servers["onion" if "8081" in listens else "clear"] = block
+    assert set(servers) == {"clear", "onion"}, "expected one clear-web and one onion intake server"
+    return servers
+
+
+def test_nginx_keeps_no_access_log_and_no_client_in_the_error_log(nginx_site, intake_servers):
+    assert "server_tokens off;" in re.sub(r"#[^\n]*", "", nginx_site)
+    for block in _nginx_blocks(nginx_site):  # every server in the site, intake or not
+        assert _directives(block, "access_log") == ["off"], block[:300]
+        for value in _directives(block, "error_log"):
+            assert value.split()[-1] in ("crit", "alert", "emerg") or value.split()[0] == "/dev/null", value
+        assert _directives(block, "error_log"), "each server names its error log and its level"
+    for role, block in intake_servers.items():
+        # The only address the app sees is the one nginx sets; a client's own header is replaced.
+        assert "proxy_set_header X-Forwarded-For" in block, role
+        assert "$proxy_add_x_forwarded_for" not in block, role
+
+
+def test_nginx_hsts_on_the_clear_web_host_only_and_onion_location(intake_servers):
+    clear, onion = intake_servers["clear"], intake_servers["onion"]
+    hsts = [v for v in _directives(clear, "add_header") if v.startswith("Strict-Transport-Security")]
+    assert hsts, "no HSTS on the HTTPS server"
+    assert all(int(re.search(r"max-age=(\d+)", v).group(1)) >= 31536000 and v.endswith("always") for v in hsts)
+    assert any(v.startswith("Onion-Location") for v in _directives(clear, "add_header"))
+    assert "proxy_set_header X-Forwarded-For $remote_addr" in clear
+    assert not [v for v in _directives(onion, "add_header") if v.startswith("Strict-Transport-Security")]
+    assert any("443" in v and "ssl" in v for v in _directives(clear, "listen"))
+    assert _directives(clear, "ssl_protocols") == ["TLSv1.2 TLSv1.3"]
+    assert all(v.startswith("127.0.0.1:8081") for v in _directives(onion, "listen"))
+
+
+def test_nginx_body_size_matches_the_app_and_streams_uploads(intake_servers):
+    default = Settings(instance_path=Path("."), secret_key="x" * 32, database_url="", blob_dir=Path("."))
+    for role, block in intake_servers.items():
+        sizes = _directives(block, "client_max_body_size")
+        assert len(sizes) == 1 and _size(sizes[0]) == default.max_content_length, (role, sizes)
+        # Uploads go to the app as they arrive (it seals them); nginx's buffering would write
+        # them in clear to client_body_temp_path. Answers (case data) never spill to disk.
+        assert _directives(block, "proxy_request_buffering") == ["off"], role
+        assert _directives(block, "proxy_max_temp_file_size") == ["0"], role
+        assert _directives(block, "proxy_http_version") == ["1.1"], role
+
+
+def test_nginx_accepts_the_site(tmp_path: Path, nginx_site):
+    nginx = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
+    if nginx is None:
+        pytest.skip("nginx is not installed; the static checks above still ran")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import datetime as dt
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "whistle.test")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    site = re.sub(r"/etc/letsencrypt/live/[^;\s]+/fullchain\.pem", str(tmp_path / "cert.pem"), nginx_site)
+    site = re.sub(r"/etc/letsencrypt/live/[^;\s]+/privkey\.pem", str(tmp_path / "key.pem"), site)
+    site = site.replace("/var/log/nginx/", str(tmp_path) + "/")
+    (tmp_path / "whistle.conf").write_text(site, "utf-8")
+    mime = "include /etc/nginx/mime.types;" if Path("/etc/nginx/mime.types").exists() else ""
+    temp = " ".join(
+        f"{kind}_temp_path {tmp_path / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\nevents {{}}\n"
+        f"http {{ {mime} {temp} include {tmp_path / 'whistle.conf'}; }}\n",
+        "utf-8",
+    )
+    result = subprocess.run(
+        [nginx, "-t", "-q", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+# --------------------------------------------------------------------------- (c) gunicorn
+
+
+@pytest.fixture(scope="module")
+def gunicorn_settings() -> dict:
+    pytest.importorskip("gunicorn", reason="gunicorn is not installed (pip install -e '.[production]')")
+    return runpy.run_path(str(GUNICORN_CONF))
+
+
+def test_gunicorn_config_has_no_access_log_and_valid_settings(gunicorn_settings):
+    from gunicorn.config import Config
+
+    assert gunicorn_settings["accesslog"] is None
+    assert "logconfig_dict" not in gunicorn_settings  # would switch gunicorn's access log on
+    assert gunicorn_settings["capture_output"] is False
+    assert gunicorn_settings["worker_class"] == "gthread"
+    cfg = Config()
+    for name, value in gunicorn_settings.items():
+        if name in cfg.settings:
+            cfg.set(name, value)  # gunicorn's own validators
+    assert cfg.accesslog is None and cfg.logger_class.__name__ == "AddresslessLogger"
+
+
+def test_gunicorn_logger_scrubs_addresses_headers_and_exception_text(gunicorn_settings, tmp_path: Path):
+    from gunicorn.config import Config
+    from gunicorn.http.errors import InvalidHeader
+
+    cfg = Config()
+    cfg.set("errorlog", str(tmp_path / "error.log"))
+    cfg.set("accesslog", str(tmp_path / "access.log"))  # configured by mistake: still nothing
+    logger = gunicorn_settings["AddresslessLogger"](cfg)
+    try:
+        raise InvalidHeader(f"User-Agent: {USER_AGENT}")
+    except InvalidHeader as exc:
+        logger.warning(f"Invalid request from ip={CLIENT_ADDRESS}: {exc}")
+    try:
+        raise ValueError(f"bad value from {REFERER}")
+    except ValueError:
+        logger.exception("Error handling request /status?code=1234 %s", "x")
+    logger.info("peer 2001:db8::7 and %s", FORWARDED_FOR)
+    logging.getLogger("whistle.test").error("app says %s", OTHER_FORWARDED_FOR)
+    logger.access(None, None, {"REMOTE_ADDR": CLIENT_ADDRESS}, None)
+    for handler in logger.error_log.handlers:
+        handler.flush()
+    text = (tmp_path / "error.log").read_text("utf-8")
+    for handler in list(logging.getLogger().handlers):
+        if getattr(handler, "_whistle", False):
+            logging.getLogger().removeHandler(handler)
+    for handler in list(logger.error_log.handlers):
+        logger.error_log.removeHandler(handler)
+        handler.close()
+    assert "Invalid request refused (InvalidHeader)" in text
+    assert "ValueError (message withheld)" in text and "code=1234" not in text
+    assert "peer [address] and [address]" in text and "app says [address]" in text
+    for needle in (*NEEDLES, "2001:db8::7"):
+        assert needle not in text, needle
+    access = tmp_path / "access.log"
+    assert not access.exists() or access.stat().st_size == 0

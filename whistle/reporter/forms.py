@@ -71,15 +71,16 @@ class StatusForm(FlaskForm):
     )
 
 
-class SavedForm(FlaskForm):
+class ReceiptForm(FlaskForm):
+    """The receipt's forms carry the code shown, checked against the visit's MAC."""
+
+    code = HiddenField(validators=[DataRequired(), Length(max=120)])
+
+
+class SavedForm(ReceiptForm):
     """The 'check that you saved it' step: the last group typed back."""
 
-    code = HiddenField(validators=[DataRequired(), Length(max=120)])
     last_group = StringField(_l("Type the last four digits of your code"), validators=[Length(max=20)])
-
-
-class ReceiptForm(FlaskForm):
-    code = HiddenField(validators=[DataRequired(), Length(max=120)])
 
 
 class ReplyForm(FlaskForm):

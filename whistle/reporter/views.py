@@ -56,10 +56,13 @@ def _reattach_notice(uploads: list[SealingUpload]) -> list[str]:
     return []
 
 
-def _receipt_code(text: str) -> TrackingCode | None:
-    """The code from a receipt form, only if this visit was shown that code."""
+def _receipt_code(form: ReceiptForm) -> TrackingCode | None:
+    """The code from a receipt form, only if the form is genuine and this visit was shown
+    that code."""
+    if not form.validate_on_submit():
+        return None
     try:
-        code = parse_code(text)
+        code = parse_code(form.code.data or "")
     except MalformedCode:
         return None
     return code if visits.receipt_matches(server_key(), session.get("receipt"), code) else None
@@ -145,7 +148,7 @@ def _render_receipt(code: TrackingCode, error: str | None = None, status: int = 
 @bp.post("/report/saved")
 def saved():
     form = SavedForm()
-    code = _receipt_code(form.code.data or "") if form.validate_on_submit() else None
+    code = _receipt_code(form)
     if code is None:
         return render_template("reporter/receipt_closed.html"), 400
     try:
@@ -162,8 +165,7 @@ def saved():
 
 @bp.post("/report/receipt.txt")
 def receipt_text():
-    form = ReceiptForm()
-    code = _receipt_code(form.code.data or "") if form.validate_on_submit() else None
+    code = _receipt_code(ReceiptForm())
     if code is None:
         return render_template("reporter/receipt_closed.html"), 400
     body = render_template("reporter/receipt.txt", code=code.display(), received_on=today())

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from . import bundles, crypto, keyring, migrate
 from .config import ConfigError
@@ -112,6 +113,7 @@ def create_instance(instance: Path, recovery_dir: Path, echo=click.echo) -> None
     app = _app(instance)
     with app.app_context():
         db.create_schema()
+    database = make_url(app.extensions["whistle.settings"].database_url).render_as_string(hide_password=True)
     officer_pass, recovery_pass = _generated_passphrase(), _generated_passphrase()
     officer_file = instance / "private-keys" / "officer-1.key"
     recovery_file = recovery_dir / "recovery.key"
@@ -123,7 +125,7 @@ def create_instance(instance: Path, recovery_dir: Path, echo=click.echo) -> None
         f"""
 Created a whistle instance in {instance}
   settings and a random secret key: {config_file}
-  database (SQLite):                {instance / 'whistle.sqlite3'}
+  database:                         {database}
   sealed file store:                {instance / 'blobs'}
 
 First officer key "officer-1" (key id {officer.key_id_hex})

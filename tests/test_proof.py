@@ -184,3 +184,24 @@ def test_stored_files_carry_the_day_not_the_second(app, submitted, clock):
     midnight = dt.datetime.combine(clock(), dt.time(), tzinfo=dt.timezone.utc).timestamp()
     for path in files:
         assert path.stat().st_mtime == midnight and path.stat().st_atime == midnight
+
+
+def test_only_cookie_is_a_strict_httponly_visit_cookie(app, reporter):
+    """The reporter side sets one cookie, for the visit only: no expiry, no script access,
+    never sent by another site."""
+    set_cookies = []
+    for response in (reporter.client.get("/report"), reporter.submit(), reporter.client.get("/status?lang=en")):
+        set_cookies += response.headers.getlist("Set-Cookie")
+    assert set_cookies
+    for header in set_cookies:
+        name = header.split("=", 1)[0]
+        attributes = header.lower()
+        assert name == "whistle"
+        assert "httponly" in attributes and "samesite=strict" in attributes
+        assert "expires=" not in attributes and "max-age=" not in attributes
+
+
+def test_secure_cookie_flag_when_configured(make_app):
+    app = make_app(secure_cookies="true")
+    response = app.test_client().get("/report")
+    assert "secure" in response.headers["Set-Cookie"].lower()

@@ -10,6 +10,7 @@ import traceback
 
 from flask import Flask, render_template
 from flask_babel import gettext as _
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from .keyring import MissingRecipients
@@ -50,6 +51,16 @@ def handle_missing_recipients(exc: MissingRecipients):
     return handle_http(ServiceUnavailable())
 
 
+#: The database cannot be reached or dropped the connection (a restart, say): a 503 the
+#: reporter can retry, not a 500. Raised before any commit, so nothing was stored.
+DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError)
+
+
+def handle_database_unavailable(exc: Exception):
+    log.error("database unavailable (%s); refusing the request", type(exc).__name__)
+    return handle_http(ServiceUnavailable())
+
+
 def handle_unexpected(exc: Exception):
     # The type and the frames, never the message: an exception's text may carry what a
     # reporter typed.
@@ -65,4 +76,6 @@ class ServiceUnavailable(HTTPException):
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http)
     app.register_error_handler(MissingRecipients, handle_missing_recipients)
+    for kind in DATABASE_UNAVAILABLE:
+        app.register_error_handler(kind, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

@@ -125,8 +125,12 @@ def submit_report(
     channel: Channel = Channel.WEB,
 ) -> TrackingCode:
     """Store a new tip, whole, and return its tracking code (shown once, never stored)."""
-    recipients = keyring.recipients(session)
-    code = _unique_lookup(session)
+    try:
+        recipients = keyring.recipients(session)
+        code = _unique_lookup(session)
+    except SQLAlchemyError as exc:  # the database is unreachable: nothing stored yet
+        session.rollback()
+        raise StorageFailed() from exc
     salt = codes.new_salt()
     cost = settings.code_cost
     keys = codes.derive(code.secret, salt, cost)

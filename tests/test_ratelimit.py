@@ -138,6 +138,31 @@ class TestArgonGate:
         flood.join(5)
         codes.set_concurrency(2)
 
+    def test_waiting_checks_are_bounded(self, blocked_argon):
+        """With the check slot taken and three checks waiting, a fifth gives up at once."""
+        release, started = blocked_argon
+        codes.set_concurrency(2, check_wait=3)
+        cost = codes.CodeCost(1, 256, 1)
+        running = threading.Thread(target=codes.derive, args=("hold-1", b"s" * 16, cost), kwargs={"check": True})
+        running.start()
+        assert started.acquire(timeout=5)
+        waiting = [
+            threading.Thread(target=codes.derive, args=(f"1234{i}", b"s" * 16, cost), kwargs={"check": True})
+            for i in range(3)
+        ]
+        for thread in waiting:
+            thread.start()
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        with pytest.raises(codes.Busy):
+            codes.derive("67890", b"s" * 16, cost, check=True)
+        assert time.monotonic() - t0 < 0.5  # did not wait its check_wait of 3 s
+        release.set()
+        running.join(5)
+        for thread in waiting:
+            thread.join(5)
+        codes.set_concurrency(2)
+
     def test_busy_status_page_is_503_without_the_code(self, app, client, blocked_argon, monkeypatch):
         release, started = blocked_argon
         codes.set_concurrency(2, check_wait=0.1)

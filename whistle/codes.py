@@ -141,14 +141,19 @@ class ArgonGate:
 
     Each derivation takes 64 MiB and every core for ~0.1 s: without a cap, a burst would
     exhaust memory. A check that cannot start within `check_wait` seconds gives up with
-    `Busy` (a quick 503) instead of piling up threads; a new report always waits its turn.
+    `Busy` (a quick 503) instead of piling up threads, and when three checks already wait
+    for each check slot, a new one gives up at once: a flood of checks holds at most four
+    threads per check slot, and the rest stay free for pages and reports. A new report
+    always waits its turn.
     """
 
     def __init__(self, slots: int, check_wait: float = 2.0) -> None:
         self.slots = max(1, slots)
         self.check_wait = check_wait
         self._all = threading.BoundedSemaphore(self.slots)
-        self._checks = threading.BoundedSemaphore(max(1, self.slots - 1))
+        check_slots = max(1, self.slots - 1)
+        self._checks = threading.BoundedSemaphore(check_slots)
+        self._check_room = threading.BoundedSemaphore(4 * check_slots)  # running + waiting
 
     @contextmanager
     def new_report(self) -> Iterator[None]:
@@ -157,13 +162,18 @@ class ArgonGate:
 
     @contextmanager
     def check(self) -> Iterator[None]:
-        if not self._checks.acquire(timeout=self.check_wait):
+        if not self._check_room.acquire(blocking=False):
             raise Busy()
         try:
-            with self._all:
-                yield
+            if not self._checks.acquire(timeout=self.check_wait):
+                raise Busy()
+            try:
+                with self._all:
+                    yield
+            finally:
+                self._checks.release()
         finally:
-            self._checks.release()
+            self._check_room.release()
 
 
 _gate = ArgonGate(2)

@@ -41,8 +41,6 @@ import re
 import resource
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,19 +49,20 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from http.cookies import SimpleCookie
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run as a script (bench/load.py): the project root on the path makes `whistle` and
+# `tests.live` (the HTTP test support this shares with the deployment tests) importable.
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from tests import live  # noqa: E402
 from whistle import codes, crypto, keyring  # noqa: E402
 
 POSTGRES_URL = os.environ.get("WHISTLE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("WHISTLE_LOAD_REDIS", "redis://127.0.0.1:6379/14")
-CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 CODE = re.compile(r'<p class="code"[^>]*>([\d ]+)</p>')
 TIP = {
     "category": "procurement",
@@ -86,50 +85,11 @@ MAX_BUSY_SHARE = 0.02
 # --------------------------------------------------------------------------- HTTP client
 
 
-def multipart(fields: dict[str, str]) -> tuple[bytes, str]:
-    boundary = "----load" + uuid.uuid4().hex
-    body = b"".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'.encode() + v.encode() + b"\r\n"
-        for k, v in fields.items()
-    ) + f"--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
-class Browser:
+class Browser(live.Browser):
     """A reporter's browser: its own cookies, its own (forwarded) address."""
 
     def __init__(self, port: int, address: str, timeout: float = 60) -> None:
-        self.port, self.address, self.timeout = port, address, timeout
-        self.cookies: dict[str, str] = {}
-
-    def request(self, method: str, path: str, fields: dict[str, str] | None = None, address: str | None = None):
-        headers = {"X-Forwarded-For": address or self.address, "Accept-Language": "en"}
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        body = None
-        if fields is not None:
-            body, headers["Content-Type"] = multipart(fields)
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            data = response.read().decode("utf-8", "replace")
-        finally:
-            conn.close()
-        for value in response.headers.get_all("Set-Cookie") or []:
-            jar = SimpleCookie()
-            jar.load(value)
-            for name, morsel in jar.items():
-                if morsel["max-age"] == "0" or not morsel.value:
-                    self.cookies.pop(name, None)
-                else:
-                    self.cookies[name] = morsel.value
-        return response.status, data
-
-    def token(self, path: str) -> str | None:
-        status, page = self.request("GET", path)
-        match = CSRF.search(page) if status == 200 else None
-        return match.group(1) if match else None
+        super().__init__(port, timeout=timeout, forwarded_for=address)
 
 
 def wrong_code() -> str:
@@ -166,7 +126,7 @@ class Recorder:
 def timed(rec: Recorder, kind: str, call):
     started = time.perf_counter()
     try:
-        status, page = call()
+        status, _, page = call()
     except (OSError, http.client.HTTPException) as exc:
         rec.add(kind, type(exc).__name__, time.perf_counter() - started)
         return None, ""
@@ -182,14 +142,14 @@ def reporter_loop(port: int, index: int, phase: str, until: float, rec: Recorder
     n = 0
     while time.monotonic() < until and rec.take():
         n += 1
-        status, page = timed(rec, "GET /report", lambda: browser.request("GET", "/report"))
-        match = CSRF.search(page) if status == 200 else None
+        status, page = timed(rec, "GET /report", lambda: browser.get("/report"))
+        match = live.CSRF.search(page) if status == 200 else None
         if not match:
             time.sleep(0.2)
             continue
         marker = f"load {phase} reporter {index} tip {n} {uuid.uuid4().hex}"
         fields = {**TIP, "what": marker, "csrf_token": match.group(1)}
-        status, page = timed(rec, "submit", lambda: browser.request("POST", "/report", fields))
+        status, page = timed(rec, "submit", lambda: browser.post("/report", fields))
         code_match = CODE.search(page) if status == 200 else None
         if not code_match:
             time.sleep(0.2)
@@ -199,12 +159,12 @@ def reporter_loop(port: int, index: int, phase: str, until: float, rec: Recorder
             given.append((code, marker))
         if time.monotonic() >= until or not rec.take():
             break
-        status, page = timed(rec, "GET /status", lambda: browser.request("GET", "/status"))
-        match = CSRF.search(page) if status == 200 else None
+        status, page = timed(rec, "GET /status", lambda: browser.get("/status"))
+        match = live.CSRF.search(page) if status == 200 else None
         if not match:
             continue
         token = match.group(1)
-        timed(rec, "status", lambda: browser.request("POST", "/status", {"code": code, "csrf_token": token}))
+        timed(rec, "status", lambda: browser.post("/status", {"code": code, "csrf_token": token}))
 
 
 def flood_loop(port: int, index: int, until: float, rec: Recorder, addresses: itertools.count):
@@ -214,7 +174,7 @@ def flood_loop(port: int, index: int, until: float, rec: Recorder, addresses: it
         n = next(addresses)
         address = f"100.{64 + (n >> 16) % 64}.{(n >> 8) & 255}.{n & 255}"  # a new one each time
         code = wrong_code()
-        timed(rec, "flood", lambda: browser.request("POST", "/status", {"code": code, "csrf_token": token}, address))
+        timed(rec, "flood", lambda: browser.post("/status", {"code": code, "csrf_token": token}, forwarded_for=address))
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -263,12 +223,6 @@ def run_phase(port: int, args, phase: str, seconds: float, flood: int, given: li
 
 
 # --------------------------------------------------------------------------- set-up
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def measure_derivation(runs: int) -> tuple[float, float]:
@@ -348,7 +302,7 @@ def main() -> int:
     clear_limiter()
     sep = "&" if "?" in POSTGRES_URL else "?"
     db_url = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    port = free_port()
+    port = live.free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(work),
@@ -386,7 +340,7 @@ def main() -> int:
         ready = False
         while time.monotonic() < deadline and server.poll() is None:
             try:
-                if Browser(port, "10.0.0.1", timeout=10).request("GET", "/")[0] == 200:
+                if Browser(port, "10.0.0.1", timeout=10).get("/")[0] == 200:
                     ready = True
                     break
             except OSError:
@@ -396,7 +350,7 @@ def main() -> int:
             return 2
         workers = sum(1 for line in log.read_text(errors="replace").splitlines() if "Booting worker" in line)
         # Warm every worker (imports, templates, first connection) outside the timing.
-        warm = [threading.Thread(target=lambda: Browser(port, "10.0.0.2").request("GET", "/report")) for _ in range(8)]
+        warm = [threading.Thread(target=lambda: Browser(port, "10.0.0.2").get("/report")) for _ in range(8)]
         for t in warm:
             t.start()
         for t in warm:
@@ -499,7 +453,7 @@ def main() -> int:
                 browser = Browser(port, f"192.168.{i // 250 % 250}.{i % 250 + 1}")
                 for attempt in range(6):
                     token = browser.token("/status")
-                    status = browser.request("POST", "/status", {"code": code, "csrf_token": token})[0] if token else 0
+                    status = browser.post("/status", {"code": code, "csrf_token": token})[0] if token else 0
                     if status != 503:
                         break
                     time.sleep(0.5 * (attempt + 1))
@@ -536,7 +490,7 @@ def main() -> int:
         token = probe.token("/status")
         statuses = Counter()
         for _ in range(args.status_limit + 2):
-            status = probe.request("POST", "/status", {"code": "0000", "csrf_token": token or ""})[0]
+            status = probe.post("/status", {"code": "0000", "csrf_token": token or ""})[0]
             statuses[status] += 1
             if status == 429:
                 break
@@ -549,13 +503,8 @@ def main() -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(summary, indent=2, default=str))
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+        if server is not None:
+            live.stop(server, timeout=30, kill_timeout=10)
         try:
             clear_limiter()
             with admin.begin() as conn:

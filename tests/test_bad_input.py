@@ -13,6 +13,7 @@ from whistle import db
 from whistle.models import Attachment, Report
 
 from .conftest import TIP, csrf_token
+from .live import multipart
 
 
 def _nothing_stored(app) -> None:
@@ -22,16 +23,6 @@ def _nothing_stored(app) -> None:
     store = app.extensions["whistle.blobs"]
     assert [p for p in store.root.iterdir() if p.is_file()] == []
     assert list(store.incoming.iterdir()) == []
-
-
-def _multipart(fields: dict[str, bytes], boundary: str = "----whistleboundary") -> tuple[bytes, str]:
-    parts = []
-    for name, value in fields.items():
-        parts.append(
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n".encode() + value + b"\r\n"
-        )
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 def _token(client) -> str:
@@ -110,7 +101,7 @@ class TestEncoding:
         fields = {k: v.encode() for k, v in TIP.items()}
         fields["what"] = b"bribe paid \xff\xfe to the chief"
         fields["csrf_token"] = _token(client).encode()
-        body, ctype = _multipart(fields)
+        body, ctype = multipart(fields)
         response = client.post("/report?lang=en", data=body, content_type=ctype)
         html = response.get_data(as_text=True)
         assert response.status_code == 400

@@ -13,19 +13,14 @@
 
 from __future__ import annotations
 
-import http.client
 import logging
 import os
 import re
 import runpy
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
-import uuid
-from http.cookies import SimpleCookie
 from pathlib import Path
 
 import pytest
@@ -33,6 +28,7 @@ import pytest
 from whistle.config import Settings
 
 from .conftest import REDIS_URL, TIP, csrf_token, hidden, receipt_code, redis_reachable
+from .live import Browser, free_port, stop, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -60,12 +56,6 @@ LIMITER_REDIS_URL = re.sub(r"/\d+$", "/13", REDIS_URL)
 # --------------------------------------------------------------------------- (a) helpers
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _can_use_source_address() -> bool:
     try:
         with socket.socket() as s:
@@ -73,63 +63,6 @@ def _can_use_source_address() -> bool:
         return True
     except OSError:
         return False
-
-
-class Browser:
-    """One reporter's browser on a fixed source address, keeping the visit's cookie."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.cookies: dict[str, str] = {}
-        self.forwarded_for = FORWARDED_FOR
-
-    def request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20, source_address=(CLIENT_ADDRESS, 0))
-        headers = {
-            "User-Agent": USER_AGENT,
-            "Referer": REFERER,
-            "X-Forwarded-For": self.forwarded_for,
-            "Accept-Language": "en",
-        }
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        if content_type:
-            headers["Content-Type"] = content_type
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
-        finally:
-            conn.close()
-        for value in response.headers.get_all("Set-Cookie") or []:
-            jar = SimpleCookie()
-            jar.load(value)
-            for name, morsel in jar.items():
-                if morsel["max-age"] == "0" or not morsel.value:
-                    self.cookies.pop(name, None)
-                else:
-                    self.cookies[name] = morsel.value
-        return response.status, response.headers, data.decode("utf-8", "replace")
-
-    def get(self, path: str):
-        return self.request("GET", path)
-
-    def post(self, path: str, fields: dict[str, str], files: tuple[tuple[str, bytes], ...] = ()):
-        boundary = "----whistle" + uuid.uuid4().hex
-        parts = []
-        for name, value in fields.items():
-            parts.append(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value.encode() + b"\r\n"
-            )
-        for filename, content in files:
-            parts.append(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{filename}"\r\n'
-                "Content-Type: application/octet-stream\r\n\r\n".encode()
-                + content
-                + b"\r\n"
-            )
-        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-        return self.request("POST", path, body, f"multipart/form-data; boundary={boundary}")
 
 
 def _raw_malformed_request(port: int) -> bytes:
@@ -146,29 +79,6 @@ def _raw_malformed_request(port: int) -> bytes:
         while chunk := s.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _wait_listening(proc: subprocess.Popen, port: int, seconds: float = 20) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -217,7 +127,7 @@ def test_gunicorn_with_shipped_config_keeps_no_address_user_agent_or_referer(tmp
     else:
         store = None
         workers = ["--workers", "1"]  # memory:// storage is per process
-    port = _free_port()
+    port = free_port()
     error_log = logs / "gunicorn-error.log"
     stdout_file, stderr_file = logs / "stdout.txt", logs / "stderr.txt"
     server_env = {
@@ -237,13 +147,19 @@ def test_gunicorn_with_shipped_config_keeps_no_address_user_agent_or_referer(tmp
     with stdout_file.open("wb") as out, stderr_file.open("wb") as err:
         proc = subprocess.Popen(command, cwd=cwd, env=server_env, stdout=out, stderr=err)
     try:
-        if not _wait_listening(proc, port):
-            _stop(proc)
+        if not wait_listening(port, 20, proc):
+            stop(proc)
             pytest.skip(
                 "gunicorn did not start: "
                 + (_tail(error_log) or _tail(stderr_file) or f"exit status {proc.returncode}")
             )
-        browser = Browser(port)
+        # One reporter's browser on a fixed source address, keeping the visit's cookie.
+        browser = Browser(
+            port,
+            forwarded_for=FORWARDED_FOR,
+            source_address=(CLIENT_ADDRESS, 0),
+            headers={"User-Agent": USER_AGENT, "Referer": REFERER},
+        )
 
         # A whole journey: landing page, report with a file, the saved-code check, status,
         # the case page, a reply with a file.
@@ -292,7 +208,7 @@ def test_gunicorn_with_shipped_config_keeps_no_address_user_agent_or_referer(tmp
         status, _, _ = browser.post("/status", {"code": "0000"})
         assert status == 429
     finally:
-        _stop(proc)
+        stop(proc)
 
     # Search everything written during the run.
     files = [p for p in tmp_path.rglob("*") if p.is_file()]

@@ -32,12 +32,12 @@ import tempfile
 import threading
 import time
 import uuid
-from http.cookies import SimpleCookie
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from . import live
 from .conftest import TIP, csrf_token, receipt_code
 
 pytestmark = pytest.mark.faults
@@ -48,35 +48,6 @@ CHEAP_COST = "\n[code_cost]\ntime_cost = 1\nmemory_cost = 256\nparallelism = 1\n
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, seconds: float, proc: subprocess.Popen | None = None) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def _children(pid: int) -> list[int]:
@@ -106,66 +77,9 @@ def _whistle(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess
     )
 
 
-def _multipart(fields: dict[str, str], files: tuple[tuple[str, bytes], ...] = ()) -> tuple[bytes, str]:
-    boundary = "----whistle" + uuid.uuid4().hex
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value.encode() + b"\r\n"
-        for name, value in fields.items()
-    ]
-    for filename, content in files:
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{filename}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n"
-        )
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
-class Browser:
-    """One reporter's browser: keeps the visit's cookie, one connection per request."""
-
-    def __init__(self, port: int, timeout: float = 20, forwarded_for: str | None = None) -> None:
-        self.port = port
-        self.timeout = timeout
-        self.cookies: dict[str, str] = {}
-        self.forwarded_for = forwarded_for
-
-    def headers(self, content_type: str | None = None) -> dict[str, str]:
-        headers = {"Accept-Language": "en"}
-        if self.forwarded_for:
-            headers["X-Forwarded-For"] = self.forwarded_for
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        if content_type:
-            headers["Content-Type"] = content_type
-        return headers
-
-    def keep_cookies(self, response: http.client.HTTPResponse) -> None:
-        for value in response.headers.get_all("Set-Cookie") or []:
-            jar = SimpleCookie()
-            jar.load(value)
-            for name, morsel in jar.items():
-                if morsel["max-age"] == "0" or not morsel.value:
-                    self.cookies.pop(name, None)
-                else:
-                    self.cookies[name] = morsel.value
-
-    def request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-        try:
-            conn.request(method, path, body=body, headers=self.headers(content_type))
-            response = conn.getresponse()
-            data = response.read()
-        finally:
-            conn.close()
-        self.keep_cookies(response)
-        return response.status, response.headers, data.decode("utf-8", "replace")
-
-    def get(self, path: str):
-        return self.request("GET", path)
-
-    def post(self, path: str, fields: dict[str, str], files: tuple[tuple[str, bytes], ...] = ()):
-        body, content_type = _multipart(fields, files)
-        return self.request("POST", path, body, content_type)
+class Browser(live.Browser):
+    """One reporter's browser (cookies kept, one connection per request) that can submit a
+    tip and check a code."""
 
     def submit(self, what: str = TIP["what"], files: tuple[tuple[str, bytes], ...] = ()):
         status, _, page = self.get("/report")
@@ -194,7 +108,7 @@ class Server:
         pytest.importorskip("gunicorn", reason="gunicorn is not installed (pip install -e '.[production]')")
         if os.name != "posix" or not Path("/proc").is_dir():
             pytest.skip("these tests need gunicorn on Linux (/proc)")
-        self.port = _free_port()
+        self.port = live.free_port()
         self.log = tmp / "gunicorn.log"
         (tmp / "wtmp").mkdir(exist_ok=True)
         command = [
@@ -203,7 +117,7 @@ class Server:
             "--error-logfile", str(self.log), "--worker-tmp-dir", str(tmp / "wtmp"),
         ]
         self.proc = subprocess.Popen(command, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not _wait_port(self.port, 30, self.proc):
+        if not live.wait_listening(self.port, 30, self.proc):
             self.stop()
             pytest.fail("gunicorn did not start:\n" + self.tail())
 
@@ -226,7 +140,7 @@ class Server:
             return ""
 
     def stop(self) -> None:
-        _stop(self.proc)
+        live.stop(self.proc)
 
 
 def _base_env(tmp: Path) -> dict[str, str]:
@@ -420,7 +334,7 @@ class PrivatePostgres:
             self.prefix = [runuser, "-u", "postgres", "--"]
         self.bindir = bindir
         self.data = self.folder / "data"
-        self.port = _free_port()
+        self.port = live.free_port()
         initdb = subprocess.run(
             [*self.prefix, str(bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
              "-E", "UTF8", "--no-sync"],
@@ -583,7 +497,7 @@ class PrivateRedis:
             pytest.skip("redis-server is not installed")
         pytest.importorskip("redis", reason="the redis client is not installed (pip install -e '.[redis]')")
         self.folder = folder
-        self.port = _free_port()
+        self.port = live.free_port()
         self.proc: subprocess.Popen | None = None
         self.start()
 
@@ -593,7 +507,7 @@ class PrivateRedis:
              "--dir", str(self.folder), "--daemonize", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        assert _wait_port(self.port, 10, self.proc), "redis-server did not start"
+        assert live.wait_listening(self.port, 10, self.proc), "redis-server did not start"
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -203,3 +203,22 @@ def test_status_form_never_errors_500(app, client, code):
     page = client.get("/status").get_data(as_text=True)
     response = client.post("/status", data={"code": code, "csrf_token": csrf_token(page)})
     assert response.status_code in (400, 404)
+
+
+def test_session_close_failing_after_the_answer_is_not_a_500(app, client, monkeypatch):
+    """A connection cut while the request ends (a database restart) must not turn a made
+    answer into a bare 500."""
+    from sqlalchemy.orm import Session
+
+    real_close = Session.close
+
+    def broken_close(self):
+        real_close(self)  # release the connection, then fail as a cut connection does
+        raise OperationalError("ROLLBACK", {}, Exception("server closed the connection"))
+
+    from whistle.codes import new_code
+
+    token = csrf_token(client.get("/status").get_data(as_text=True))
+    monkeypatch.setattr(Session, "close", broken_close)
+    response = client.post("/status", data={"code": new_code().display(), "csrf_token": token})
+    assert response.status_code == 404  # the lookup ran, then the session's close failed

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+
+log = logging.getLogger(__name__)
 
 
 def make_engine(url: str) -> Engine:
@@ -49,8 +53,14 @@ def session() -> Session:
 
 def _close_session(_exc: BaseException | None) -> None:
     s = g.pop("db_session", None)
-    if s is not None:
+    if s is None:
+        return
+    try:
         s.close()
+    except SQLAlchemyError as exc:
+        # A connection cut under us (a database restart): the answer is already made and
+        # the pool drops the connection; failing here would turn it into a bare 500.
+        log.warning("closing a database session failed (%s)", type(exc).__name__)
 
 
 def create_schema() -> None:

@@ -34,86 +34,26 @@ class _Passthrough:
         return b""
 
 
-class _JpegCleaner:
-    """Drops metadata segments up to the start of scan; passes the scan data through."""
+class _SegmentFilter:
+    """Walks a file made of length-prefixed segments after a fixed header, passing kept
+    segments on and dropping the others, as the bytes arrive. Subclasses say, for the
+    segment at the head of the buffer, how long it is and whether to keep it."""
 
-    kind = "jpeg"
+    kind: str
+    header_len: int
 
     def __init__(self) -> None:
         self._buf = bytearray()
-        self._started = False
+        self._header_done = False
+        self._copy = 0  # bytes of a kept segment still to pass on
         self._skip = 0  # bytes of a dropped segment still to discard
-        self._passing = False  # after SOS, or after anything unexpected
+        self._passing = False  # past the segments (or lost in them): the rest passes as is
         self.cleaned = False
 
-    def feed(self, data: bytes) -> bytes:
-        if self._passing:
-            return data
-        self._buf += data
-        out = bytearray()
-        while True:
-            if self._skip:
-                n = min(self._skip, len(self._buf))
-                del self._buf[:n]
-                self._skip -= n
-                if self._skip:
-                    return bytes(out)
-            if not self._started:
-                if len(self._buf) < 2:
-                    return bytes(out)
-                out += self._buf[:2]  # SOI
-                del self._buf[:2]
-                self._started = True
-            if len(self._buf) < 4:
-                return bytes(out)
-            if self._buf[0] != 0xFF:
-                return self._give_up(out)
-            marker = self._buf[1]
-            if marker == 0xFF:  # fill byte
-                out.append(0xFF)
-                del self._buf[:1]
-                continue
-            if marker == 0xDA or marker in (0xD9,) or 0xD0 <= marker <= 0xD7 or marker == 0x01:
-                return self._give_up(out)  # start of scan (or no header segments): the rest is picture
-            (length,) = struct.unpack(">H", self._buf[2:4])
-            if length < 2:
-                return self._give_up(out)
-            is_app = 0xE0 <= marker <= 0xEF
-            if (is_app and marker not in _JPEG_KEEP_APP) or marker == 0xFE:
-                self.cleaned = True
-                self._skip = 2 + length
-                continue
-            if len(self._buf) < 2 + length:
-                if len(self._buf) > 2 + 65535:
-                    return self._give_up(out)
-                return bytes(out)
-            out += self._buf[: 2 + length]
-            del self._buf[: 2 + length]
-
-    def _give_up(self, out: bytearray) -> bytes:
-        self._passing = True
-        out += self._buf
-        self._buf = bytearray()
-        return bytes(out)
-
-    def close(self) -> bytes:
-        rest = bytes(self._buf)
-        self._buf = bytearray()
-        return rest
-
-
-class _PngCleaner:
-    """Drops text, time and Exif chunks; passes every other chunk through whole."""
-
-    kind = "png"
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._signature_done = False
-        self._skip = 0
-        self._copy = 0  # bytes of a kept chunk still to pass through
-        self._passing = False
-        self.cleaned = False
+    def _next_segment(self) -> tuple[int, bool] | None | bool:
+        """(length, keep) of the segment at the head of the buffer; None to wait for more
+        bytes; False to stop filtering and pass everything else on unchanged."""
+        raise NotImplementedError
 
     def feed(self, data: bytes) -> bytes:
         if self._passing:
@@ -126,39 +66,76 @@ class _PngCleaner:
                 out += self._buf[:n]
                 del self._buf[:n]
                 self._copy -= n
-                if self._copy:
-                    return bytes(out)
             if self._skip:
                 n = min(self._skip, len(self._buf))
                 del self._buf[:n]
                 self._skip -= n
-                if self._skip:
-                    return bytes(out)
-            if not self._signature_done:
-                if len(self._buf) < 8:
-                    return bytes(out)
-                out += self._buf[:8]
-                del self._buf[:8]
-                self._signature_done = True
-            if len(self._buf) < 8:
+            if self._copy or self._skip:
                 return bytes(out)
-            (length,) = struct.unpack(">I", self._buf[:4])
-            kind = bytes(self._buf[4:8])
-            if length > 0x7FFFFFFF or not kind.isalpha():
+            if not self._header_done:
+                if len(self._buf) < self.header_len:
+                    return bytes(out)
+                self._header_done = True
+                self._copy = self.header_len
+                continue
+            segment = self._next_segment()
+            if segment is None:
+                return bytes(out)
+            if segment is False:
                 self._passing = True
                 out += self._buf
                 self._buf = bytearray()
                 return bytes(out)
-            if kind in _PNG_DROP:
-                self.cleaned = True
-                self._skip = 12 + length
+            length, keep = segment
+            if keep:
+                self._copy = length
             else:
-                self._copy = 12 + length
+                self.cleaned = True
+                self._skip = length
 
     def close(self) -> bytes:
         rest = bytes(self._buf)
         self._buf = bytearray()
         return rest
+
+
+class _JpegCleaner(_SegmentFilter):
+    """Drops metadata segments up to the start of scan; the scan data passes through."""
+
+    kind = "jpeg"
+    header_len = 2  # SOI
+
+    def _next_segment(self) -> tuple[int, bool] | None | bool:
+        if len(self._buf) < 4:
+            return None
+        if self._buf[0] != 0xFF:
+            return False
+        marker = self._buf[1]
+        if marker == 0xFF:  # a fill byte
+            return (1, True)
+        if marker == 0xDA or marker == 0xD9 or 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            return False  # start of scan (or no header segments): the rest is picture
+        (length,) = struct.unpack(">H", self._buf[2:4])
+        if length < 2:
+            return False
+        drop = (0xE0 <= marker <= 0xEF and marker not in _JPEG_KEEP_APP) or marker == 0xFE
+        return (2 + length, not drop)
+
+
+class _PngCleaner(_SegmentFilter):
+    """Drops text, time and Exif chunks; passes every other chunk through whole."""
+
+    kind = "png"
+    header_len = len(PNG_MAGIC)
+
+    def _next_segment(self) -> tuple[int, bool] | None | bool:
+        if len(self._buf) < 8:
+            return None
+        (length,) = struct.unpack(">I", self._buf[:4])
+        kind = bytes(self._buf[4:8])
+        if length > 0x7FFFFFFF or not kind.isalpha():
+            return False
+        return (12 + length, kind not in _PNG_DROP)
 
 
 class MetadataCleaner:
@@ -167,7 +144,7 @@ class MetadataCleaner:
 
     def __init__(self) -> None:
         self._head = bytearray()
-        self._inner: _Passthrough | _JpegCleaner | _PngCleaner | None = None
+        self._inner: _Passthrough | _SegmentFilter | None = None
 
     @property
     def cleaned(self) -> str | None:

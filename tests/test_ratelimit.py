@@ -9,7 +9,7 @@ import pytest
 
 from whistle import codes, crypto
 
-from .conftest import REDIS_URL, TIP, Reporter, csrf_token, redis_reachable
+from .conftest import REDIS_URL, Reporter, csrf_token, redis_reachable
 
 
 def _check(client, code="1234 5678 9012 3456 7890 1234 5670", addr="192.0.2.10"):

@@ -171,7 +171,7 @@ def wrap_data_key(data_key: bytes, recipients: Sequence[PublicKey], kind: int) -
     if len(set(ids)) != len(ids):
         raise ValueError("a recipient is listed twice")
     out = [bytes([len(recipients)])]
-    for recipient, key_id in zip(recipients, ids):
+    for recipient, key_id in zip(recipients, ids, strict=True):
         out.append(key_id)
         out.append(_SUITE.encrypt(data_key, recipient._hpke(), info=_wrap_info(kind, key_id)))
     return b"".join(out)

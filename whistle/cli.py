@@ -10,14 +10,17 @@ import logging
 import os
 import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from . import bundles, crypto, keyring, migrate
+from . import bundles, create_app, crypto, db, keyring, migrate, reports, retention
 from .config import ConfigError
+from .extensions import today
 from .models import Author, KeyRole, Report
 
 DEFAULT_INSTANCE = "instance"
@@ -28,12 +31,19 @@ def _instance(path: str | None) -> Path:
 
 
 def _app(instance: Path, require_recipients: bool = False):
-    from . import create_app
-
     try:
         return create_app({"instance_path": instance}, require_recipients=require_recipients)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def _instance_app(instance: str | Path | None, require_recipients: bool = False) -> Iterator:
+    """The instance's app, inside its app context (for `db.session()`, `today()`...)."""
+    path = instance if isinstance(instance, Path) else _instance(instance)
+    app = _app(path, require_recipients)
+    with app.app_context():
+        yield app
 
 
 def _generated_passphrase() -> str:
@@ -67,11 +77,7 @@ def _new_keypair(role: KeyRole, label: str, out: Path, passphrase: str, kdf: dic
 
 
 def _register(instance: Path, info: keyring.KeyInfo) -> None:
-    from . import db
-    from .extensions import today
-
-    app = _app(instance)
-    with app.app_context():
+    with _instance_app(instance):
         keyring.register(db.session(), info, today())
         db.session().commit()
 
@@ -94,7 +100,6 @@ def _test_kdf() -> dict | None:
 def create_instance(instance: Path, recovery_dir: Path, echo=click.echo) -> None:
     """Make a new instance: config with a random secret key, the database, the first
     officer key pair and the recovery key pair; print once what was made and where."""
-    from . import db
 
     config_file = instance / "config.toml"
     if config_file.exists():
@@ -110,10 +115,9 @@ def create_instance(instance: Path, recovery_dir: Path, echo=click.echo) -> None
             'organisation_en = "Example Municipality"\n'
             'general_complaints_url = ""\n'
         )
-    app = _app(instance)
-    with app.app_context():
+    with _instance_app(instance) as app:
         db.create_schema()
-    database = make_url(app.extensions["whistle.settings"].database_url).render_as_string(hide_password=True)
+        database = make_url(app.extensions["whistle.settings"].database_url).render_as_string(hide_password=True)
     officer_pass, recovery_pass = _generated_passphrase(), _generated_passphrase()
     officer_file = instance / "private-keys" / "officer-1.key"
     recovery_file = recovery_dir / "recovery.key"
@@ -243,10 +247,7 @@ def add_key(public_key_file: str, instance_path: str | None) -> None:
 @click.option("--instance", "instance_path")
 def list_keys(instance_path: str | None) -> None:
     """List the recipients a new tip will be sealed to."""
-    from . import db
-
-    app = _app(_instance(instance_path))
-    with app.app_context():
+    with _instance_app(instance_path):
         rows = keyring.active_keys(db.session())
         for row in rows:
             click.echo(f"{row.key_id.hex()}  {row.role.value:<8}  {row.label}  (since {row.created_on.isoformat()})")
@@ -262,11 +263,7 @@ def list_keys(instance_path: str | None) -> None:
 @click.option("--force", is_flag=True, help="Retire even the last key of its role (the service then refuses tips).")
 def retire_key(key_id: str, instance_path: str | None, force: bool) -> None:
     """Stop sealing new tips to a key. Then run `whistle keys rewrap` to remove its access."""
-    from . import db
-    from .extensions import today
-
-    app = _app(_instance(instance_path))
-    with app.app_context():
+    with _instance_app(instance_path):
         try:
             keyring.retire(db.session(), key_id, today(), allow_last=force)
         except (keyring.KeyFileError, ValueError) as exc:
@@ -287,11 +284,9 @@ def _unlock_file(path: str) -> crypto.PrivateKey:
 @click.option("--instance", "instance_path")
 def rewrap(key_file: str, instance_path: str | None) -> None:
     """Seal every stored case to exactly the active recipients (after adding or retiring a key)."""
-    from . import db
 
     private = _unlock_file(key_file)
-    app = _app(_instance(instance_path))
-    with app.app_context():
+    with _instance_app(instance_path):
         try:
             count = keyring.rewrap_all(db.session(), private)
         except crypto.OpenError:
@@ -315,10 +310,7 @@ def case() -> None:
 @click.option("--instance", "instance_path")
 def list_cases(instance_path: str | None) -> None:
     """Cases with their workflow metadata (never their content)."""
-    from . import db
-
-    app = _app(_instance(instance_path))
-    with app.app_context():
+    with _instance_app(instance_path):
         for r in db.session().scalars(select(Report).order_by(Report.id)):
             click.echo(
                 f"{r.id:>6}  {r.received_on.isoformat()}  {r.status.value:<13} {r.category:<22} "
@@ -332,10 +324,7 @@ def list_cases(instance_path: str | None) -> None:
 @click.option("--instance", "instance_path")
 def export(case_id: int, out: str, instance_path: str | None) -> None:
     """Export one case as a ciphertext bundle, to open offline with `whistle decrypt`."""
-    from . import db
-
-    app = _app(_instance(instance_path))
-    with app.app_context():
+    with _instance_app(instance_path) as app:
         try:
             path = bundles.export_case(db.session(), app.extensions["whistle.blobs"], case_id, Path(out))
         except (bundles.BundleError, FileExistsError) as exc:
@@ -349,11 +338,7 @@ def export(case_id: int, out: str, instance_path: str | None) -> None:
 @click.option("--instance", "instance_path")
 def message(case_id: int, text: str, instance_path: str | None) -> None:
     """Write to a case's reporter. Needs no private key: messages are sealed, not opened."""
-    from . import db, reports
-    from .extensions import today
-
-    app = _app(_instance(instance_path), require_recipients=True)
-    with app.app_context():
+    with _instance_app(instance_path, require_recipients=True) as app:
         try:
             reports.add_message(db.session(), app.extensions["whistle.blobs"], case_id, Author.OFFICER, text, [], today())
         except reports.UnknownCode:
@@ -373,10 +358,7 @@ def db_group() -> None:
 @click.option("--instance", "instance_path")
 def db_upgrade(instance_path: str | None) -> None:
     """Bring the database to the current schema (safe to run again)."""
-    from . import db
-
-    app = _app(_instance(instance_path))
-    with app.app_context():
+    with _instance_app(instance_path):
         migrate.upgrade(db.engine())
     click.echo("The database schema is current.")
 
@@ -386,10 +368,7 @@ def db_upgrade(instance_path: str | None) -> None:
 @click.option("--instance", "instance_path")
 def db_revision(message: str, instance_path: str | None) -> None:
     """For developers: write a migration for the changes made to models.py."""
-    from . import db
-
-    app = _app(_instance(instance_path))
-    with app.app_context():
+    with _instance_app(instance_path):
         migrate.new_revision(db.engine(), message)
 
 
@@ -398,11 +377,9 @@ def db_revision(message: str, instance_path: str | None) -> None:
 @click.option("--older-than", default=3600, show_default=True, help="Seconds an unreferenced file must be old.")
 def sweep(instance_path: str | None, older_than: int) -> None:
     """Delete sealed files no record points to (left by a crash mid-request)."""
-    from . import db
     from .models import Attachment
 
-    app = _app(_instance(instance_path))
-    with app.app_context():
+    with _instance_app(instance_path) as app:
         referenced = set(db.session().scalars(select(Attachment.blob_name)))
         removed = app.extensions["whistle.blobs"].sweep(referenced, older_than)
     click.echo(f"Removed {removed} unreferenced sealed files.")
@@ -414,15 +391,11 @@ def sweep(instance_path: str | None, older_than: int) -> None:
 def purge(instance_path: str | None, dry_run: bool) -> None:
     """Purge cases closed more than `retention_days` ago: their content, messages and files
     go; what the statistics count stays. Run daily (deploy/systemd/whistle-purge.timer)."""
-    from . import db, retention
-    from .extensions import today
-
-    app = _app(_instance(instance_path))
-    days = app.extensions["whistle.settings"].retention_days
-    if days <= 0:
-        click.echo("Retention is off (retention_days = 0): nothing purged.")
-        return
-    with app.app_context():
+    with _instance_app(instance_path) as app:
+        days = app.extensions["whistle.settings"].retention_days
+        if days <= 0:
+            click.echo("Retention is off (retention_days = 0): nothing purged.")
+            return
         now = today()
         before = retention.cutoff(now, days).isoformat()
         if dry_run:

@@ -24,12 +24,7 @@
 set -eu
 umask 077
 
-here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
-py=${WHISTLE_PYTHON:-}
-if [ -z "$py" ]; then
-    if [ -x "$here/../.venv/bin/python" ]; then py=$here/../.venv/bin/python; else py=python3; fi
-fi
-instance=${WHISTLE_INSTANCE:-instance}
+. "$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)/common.sh"
 out=${WHISTLE_BACKUP_DIR:-backups}
 
 usage() { echo "usage: $0 [--instance DIR] [--out DIR]" >&2; exit 2; }

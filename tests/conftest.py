@@ -7,14 +7,16 @@ import datetime as dt
 import os
 import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
+import pyotp
 import pytest
 from sqlalchemy import create_engine, text
 
-from whistle import create_app, crypto, db, keyring
+from whistle import create_app, create_officer_app, crypto, db, keyring
 from whistle.codes import CodeCost
-from whistle.models import KeyRole
+from whistle.models import KeyRole, Role
 
 #: Cheap enough for hundreds of derivations; the real cost is checked in test_codes.
 CHEAP_COST = CodeCost(time_cost=1, memory_cost=256, parallelism=1)
@@ -58,6 +60,19 @@ class Clock:
 
     def advance(self, days: int) -> None:
         self.today += dt.timedelta(days=days)
+
+
+class WallClock:
+    """Seconds since the epoch, moved by tests (session expiry, TOTP time steps)."""
+
+    def __init__(self) -> None:
+        self.now = 1_795_000_000.0  # November 2026
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +121,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
+def wallclock() -> WallClock:
+    return WallClock()
+
+
+@pytest.fixture
 def instance(tmp_path: Path) -> Path:
     path = tmp_path / "instance"
     path.mkdir()
@@ -113,21 +133,30 @@ def instance(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_app(instance, database_url, clock, officer_key, recovery_key):
-    """Build an app; keyword arguments override settings."""
+def secret_key() -> str:
+    """One secret key per test, shared by its reporter and officer apps (as in production)."""
+    return "test-" + secrets.token_hex(24)
+
+
+@pytest.fixture
+def make_app(instance, database_url, clock, wallclock, secret_key, officer_key, recovery_key):
+    """Build an app; keyword arguments override settings. `factory=create_officer_app`
+    builds the officers' app on the same instance and database."""
     made = []
 
-    def _make(**overrides):
+    def _make(factory=create_app, **overrides):
         config = {
             "instance_path": instance,
-            "secret_key": "test-" + secrets.token_hex(24),
+            "secret_key": secret_key,
             "database_url": database_url,
             "code_cost": CHEAP_COST,
+            "password_cost": CHEAP_COST,
             "clock": clock,
+            "wallclock": wallclock,
             "ratelimit_enabled": False,
         }
         config.update(overrides)
-        app = create_app(config, require_recipients=False)
+        app = factory(config, require_recipients=False)
         app.config["TESTING"] = True
         with app.app_context():
             db.create_schema()
@@ -224,3 +253,82 @@ def receipt_code(html: str) -> str:
 @pytest.fixture
 def reporter(client) -> Reporter:
     return Reporter(client)
+
+
+# --------------------------------------------------------------------------- officers
+
+#: Passphrase of the accounts tests make; key documents sealed at a cheap cost.
+OFFICER_PASSPHRASE = "correct horse battery staple"
+FAST_KDF = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
+
+
+@dataclass
+class Creds:
+    username: str
+    passphrase: str
+    totp_secret: str | None
+
+    def code(self, wallclock) -> str:
+        return pyotp.TOTP(self.totp_secret).at(wallclock()) if self.totp_secret else ""
+
+
+@pytest.fixture
+def officer_app(make_app):
+    return make_app(factory=create_officer_app)
+
+
+@pytest.fixture
+def make_account(officer_app, wallclock, clock, officer_key):
+    """Make an account through the services; by default an officer holding the officer key,
+    with the second factor on and the one-time passphrase already changed."""
+
+    def _make(username="officer-a", role=Role.OFFICER, private_key=None, enrolled=True, must_change=False):
+        from whistle import accounts
+        from whistle.extensions import password_hashing, server_key
+
+        with officer_app.app_context():
+            session = db.session()
+            key = (private_key or officer_key) if role is Role.OFFICER else None
+            account = accounts.create_account(
+                session, password_hashing(), username, username.title(), role, OFFICER_PASSPHRASE, clock(),
+                private_key=key, key_kdf=FAST_KDF,
+            )
+            account.must_change_passphrase = must_change
+            secret = None
+            if enrolled:
+                secret = accounts.new_totp_secret()
+                accounts.enroll_totp(session, server_key(), account, secret, pyotp.TOTP(secret).at(wallclock()), wallclock(), clock())
+                account.totp_last_step -= 1  # the code of this very moment may sign in once
+            session.commit()
+        return Creds(account.username, OFFICER_PASSPHRASE, secret)
+
+    return _make
+
+
+class OfficerBrowser:
+    """An officer's browser on the officers' app: CSRF tokens read from its pages."""
+
+    def __init__(self, client, wallclock) -> None:
+        self.client = client
+        self.wallclock = wallclock
+
+    def token(self, path: str = "/sign-in") -> str:
+        return csrf_token(self.client.get(path).get_data(as_text=True))
+
+    def sign_in(self, creds: Creds, code: str | None = None):
+        data = {
+            "username": creds.username,
+            "passphrase": creds.passphrase,
+            "code": creds.code(self.wallclock) if code is None else code,
+            "csrf_token": self.token(),
+        }
+        return self.client.post("/sign-in", data=data)
+
+    def post(self, path: str, data: dict | None = None, page: str | None = None, **kwargs):
+        body = {**(data or {}), "csrf_token": self.token(page or path)}
+        return self.client.post(path, data=body, **kwargs)
+
+
+@pytest.fixture
+def officer_browser(officer_app, wallclock) -> OfficerBrowser:
+    return OfficerBrowser(officer_app.test_client(), wallclock)

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from whistle import PROJECT_ROOT, create_app, crypto, db, keyring
 from whistle.cli import main as cli
 from whistle.models import Author, KeyRole, Report
-from whistle.reports import add_message, read_tip
+from whistle.intake import add_message, read_tip
 
 from .conftest import CHEAP_COST, POSTGRES_URL, Reporter, postgres_reachable
 

@@ -9,7 +9,7 @@ import pytest
 
 from whistle import db
 from whistle.models import Author, Report
-from whistle.reports import add_message, read_tip
+from whistle.intake import add_message, read_tip
 
 from .conftest import TIP, csrf_token, hidden
 

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import OperationalError
 
-from whistle import bundles, codes, crypto, db, keyring, migrate, retention
+from whistle import bundles, cases, codes, crypto, db, keyring, migrate, retention
 from whistle.cli import main as cli
 from whistle.models import Author, Outcome, Report, Status, StatusEvent
-from whistle.reports import UnknownCode, add_message, read_tip
+from whistle.intake import UnknownCode, add_message, read_tip
 
 from .conftest import csrf_token
 
@@ -41,7 +41,7 @@ def _message(app, case_id: int, text: str) -> None:
 
 def _close(app, case_id: int, outcome=Outcome.SUBSTANTIATED) -> None:
     with app.app_context():
-        retention.close_case(db.session(), case_id, outcome, app.extensions["whistle.clock"]())
+        cases.close_case(db.session(), case_id, outcome, app.extensions["whistle.clock"]())
 
 
 def _purge(app, days: int = DAYS) -> int:
@@ -88,10 +88,10 @@ def test_close_case_records_the_day_and_an_event(app, reporter, officer_key, clo
         assert report.status is Status.CLOSED and report.outcome is Outcome.OUTSIDE_JURISDICTION
         assert report.closed_on == clock()
         assert [(e.status, e.on) for e in report.events][-1] == (Status.CLOSED, clock())
-        with pytest.raises(ValueError):
-            retention.close_case(db.session(), case_id, Outcome.SUBSTANTIATED, clock())
-        with pytest.raises(retention.CaseNotFound):
-            retention.close_case(db.session(), 999999, Outcome.SUBSTANTIATED, clock())
+        with pytest.raises(cases.CaseClosed):
+            cases.close_case(db.session(), case_id, Outcome.SUBSTANTIATED, clock())
+        with pytest.raises(cases.CaseNotFound):
+            cases.close_case(db.session(), 999999, Outcome.SUBSTANTIATED, clock())
 
 
 def test_purges_only_cases_closed_more_than_the_period_ago(app, three_cases, clock, officer_key):
@@ -223,7 +223,7 @@ def test_cli_dry_run_changes_nothing_then_purge(app, reporter, officer_key, inst
     reporter.submit_ok(what="cli", files=[(io.BytesIO(b"%PDF cli"), "a.pdf")])
     case_id = _case_id(app, "cli", officer_key)
     with app.app_context():  # closed long ago, relative to the real date the CLI uses
-        retention.close_case(db.session(), case_id, Outcome.SUBSTANTIATED, dt.date(2000, 1, 1))
+        cases.close_case(db.session(), case_id, Outcome.SUBSTANTIATED, dt.date(2000, 1, 1))
     _cli_instance(instance, database_url, 730)
     files = _blob_files(app)
     runner = CliRunner()

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from . import crypto
-from .models import Attachment, Report
-from .reports import TIP_FIELDS
-from .uploads import BlobStore
+from . import cases, crypto
+from .intake import TIP_FIELDS
+from .models import Attachment
+from .storage import BlobStore
 
 FORMAT = "whistle-case-bundle"
 VERSION = 1
@@ -39,11 +39,10 @@ def _file_entry(index: int, attachment: Attachment) -> dict:
 
 
 def export_case(session: Session, store: BlobStore, case_id: int, out: Path) -> Path:
-    report = session.get(Report, case_id)
-    if report is None:
-        raise BundleError(f"no case {case_id}")
-    if report.purged_on is not None:
-        raise BundleError(f"case {case_id} was purged on {report.purged_on.isoformat()} (retention); only its statistics remain")
+    try:
+        report = cases.get_case(session, case_id)
+    except cases.CaseNotFound:
+        raise BundleError(f"no case {case_id} (or it was purged under retention; only its statistics remain)") from None
     files: list[tuple[str, Attachment]] = []
 
     def entry(att: Attachment) -> dict:

@@ -18,10 +18,11 @@ import click
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from . import bundles, create_app, crypto, db, keyring, migrate, reports, retention
+from . import accounts, audit, bundles, cases, create_app, create_officer_app, crypto, db, intake, keyring, migrate, retention
+from .uploads import blob_store
 from .config import ConfigError
-from .extensions import today
-from .models import Author, KeyRole, Report
+from .extensions import password_hashing, today
+from .models import Author, KeyRole, Report, Role
 
 DEFAULT_INSTANCE = "instance"
 
@@ -63,7 +64,9 @@ def _ask_passphrase(new: bool) -> str:
     )
 
 
-def _new_keypair(role: KeyRole, label: str, out: Path, passphrase: str, kdf: dict | None = None) -> keyring.KeyInfo:
+def _new_keypair(
+    role: KeyRole, label: str, out: Path, passphrase: str, kdf: dict | None = None
+) -> tuple[keyring.KeyInfo, crypto.PrivateKey]:
     public_out = out.with_name(out.name.removesuffix(".key") + ".pub")
     for path in (out, public_out):
         if path.exists():
@@ -73,7 +76,7 @@ def _new_keypair(role: KeyRole, label: str, out: Path, passphrase: str, kdf: dic
     info = keyring.key_info(doc)
     keyring.write_new_file(public_out, keyring.public_key_document(info))
     keyring.write_new_file(out, doc)
-    return info
+    return info, private
 
 
 def _register(instance: Path, info: keyring.KeyInfo) -> None:
@@ -97,6 +100,14 @@ def _test_kdf() -> dict | None:
     return None
 
 
+def _password_hashing() -> crypto.PasswordHashing:
+    """The sign-in passphrase hashing of the instance (cheap under WHISTLE_UNSAFE_FAST_KDF=1)."""
+    kdf = _test_kdf()
+    if kdf is not None:
+        return crypto.PasswordHashing(kdf["time_cost"], kdf["memory_cost"], kdf["parallelism"])
+    return password_hashing()
+
+
 def create_instance(instance: Path, recovery_dir: Path, echo=click.echo) -> None:
     """Make a new instance: config with a random secret key, the database, the first
     officer key pair and the recovery key pair; print once what was made and where."""
@@ -111,8 +122,11 @@ def create_instance(instance: Path, recovery_dir: Path, echo=click.echo) -> None
             "# whistle instance settings; WHISTLE_<NAME> environment variables override them.\n"
             "# The secret key signs visits' cookies and keys the rate limiter's hashes: keep it secret.\n"
             f'secret_key = "{secrets.token_urlsafe(48)}"\n'
-            'organisation_th = "เทศบาลตัวอย่าง"\n'
-            'organisation_en = "Example Municipality"\n'
+            "\n"
+            "# The municipality this instance serves (README: Configuration).\n"
+            "[organisation]\n"
+            'name_th = "เทศบาลตัวอย่าง"\n'
+            'name_en = "Example Municipality"\n'
             'general_complaints_url = ""\n'
         )
     with _instance_app(instance) as app:
@@ -121,10 +135,19 @@ def create_instance(instance: Path, recovery_dir: Path, echo=click.echo) -> None
     officer_pass, recovery_pass = _generated_passphrase(), _generated_passphrase()
     officer_file = instance / "private-keys" / "officer-1.key"
     recovery_file = recovery_dir / "recovery.key"
-    officer = _new_keypair(KeyRole.OFFICER, "officer-1", officer_file, officer_pass, _test_kdf())
-    recovery = _new_keypair(KeyRole.RECOVERY, "recovery", recovery_file, recovery_pass, _test_kdf())
+    admin_pass = _generated_passphrase()
+    officer, officer_private = _new_keypair(KeyRole.OFFICER, "officer-1", officer_file, officer_pass, _test_kdf())
+    recovery, _recovery_private = _new_keypair(KeyRole.RECOVERY, "recovery", recovery_file, recovery_pass, _test_kdf())
     for info in (officer, recovery):
         _register(instance, info)
+    with _instance_app(instance):
+        hashing, session = _password_hashing(), db.session()
+        accounts.create_account(session, hashing, "admin", "Administrator", Role.ADMIN, admin_pass, today())
+        accounts.create_account(
+            session, hashing, "officer-1", "officer-1", Role.OFFICER, officer_pass, today(),
+            private_key=officer_private, key_kdf=_test_kdf(),
+        )
+        session.commit()
     echo(
         f"""
 Created a whistle instance in {instance}
@@ -139,6 +162,12 @@ First officer key "officer-1" (key id {officer.key_id_hex})
 Recovery key (key id {recovery.key_id_hex})
   private key file: {recovery_file}
   passphrase:       {recovery_pass}
+
+Officers' workspace accounts (served by `whistle serve` at http://127.0.0.1:5001/)
+  administrator: user name "admin", one-time passphrase {admin_pass}
+  first officer: user name "officer-1", one-time passphrase the same as key "officer-1" above
+At the first sign-in each chooses a new passphrase and turns on the second factor with an
+authenticator app on their phone (leave the code empty that first time).
 
 These passphrases are shown only now. Write them down; without them, and without the key
 files, no tip can ever be read. Move the recovery key file and its passphrase OFF this
@@ -159,17 +188,26 @@ def init(instance_path: str | None, recovery_dir: str) -> None:
 @click.option("--instance", "instance_path")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-def serve(instance_path: str | None, host: str, port: int) -> None:
+@click.option("--officer-port", default=5001, show_default=True, type=int, help="The officers' app (0: do not serve it).")
+def serve(instance_path: str | None, host: str, port: int, officer_port: int) -> None:
     """Serve the instance on the embedded default, creating it first if it does not exist.
 
-    For a laptop or a trial. Production runs gunicorn behind nginx (README, deploy/).
+    The reporters' app on --port, the officers' app on --officer-port: two apps, as in
+    production, where they have their own host names. For a laptop or a trial; production
+    runs gunicorn behind nginx (README, deploy/).
     """
-    from werkzeug.serving import WSGIRequestHandler, run_simple
+    import threading
+
+    from werkzeug.serving import WSGIRequestHandler, make_server, run_simple
 
     instance = _instance(instance_path)
     if not (instance / "config.toml").exists():
         create_instance(instance, Path("recovery-key").resolve())
     app = _app(instance, require_recipients=True)
+    try:
+        officer_app = create_officer_app({"instance_path": instance}) if officer_port else None
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
     class AddresslessHandler(WSGIRequestHandler):
         """Logs method, path and status, never the client's address."""
@@ -182,6 +220,10 @@ def serve(instance_path: str | None, host: str, port: int) -> None:
             logging.getLogger("whistle.http").warning("request error")
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if officer_app is not None:
+        officers = make_server(host, officer_port, officer_app, threaded=True, request_handler=AddresslessHandler)
+        threading.Thread(target=officers.serve_forever, name="officers", daemon=True).start()
+        click.echo(f"Officers' workspace on http://{host}:{officer_port}/")
     click.echo(f"Serving whistle on http://{host}:{port}/ (Ctrl+C to stop)")
     run_simple(host, port, app, threaded=True, request_handler=AddresslessHandler)
 
@@ -200,7 +242,7 @@ def _new_key_command(role: KeyRole, out: str, label: str, instance_path: str | N
         raise click.ClickException(f"{out_path} exists; choose another file name.")
     passphrase = _ask_passphrase(new=True)
     try:
-        info = _new_keypair(role, label, out_path, passphrase, _test_kdf())
+        info, _private = _new_keypair(role, label, out_path, passphrase, _test_kdf())
     except keyring.KeyFileError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Wrote {out_path} (private, sealed under the passphrase) and its public key file.")
@@ -326,7 +368,7 @@ def export(case_id: int, out: str, instance_path: str | None) -> None:
     """Export one case as a ciphertext bundle, to open offline with `whistle decrypt`."""
     with _instance_app(instance_path) as app:
         try:
-            path = bundles.export_case(db.session(), app.extensions["whistle.blobs"], case_id, Path(out))
+            path = bundles.export_case(db.session(), blob_store(), case_id, Path(out))
         except (bundles.BundleError, FileExistsError) as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"Wrote {path} (ciphertext only).")
@@ -340,10 +382,93 @@ def message(case_id: int, text: str, instance_path: str | None) -> None:
     """Write to a case's reporter. Needs no private key: messages are sealed, not opened."""
     with _instance_app(instance_path, require_recipients=True) as app:
         try:
-            reports.add_message(db.session(), app.extensions["whistle.blobs"], case_id, Author.OFFICER, text, [], today())
-        except reports.UnknownCode:
+            cases.get_case(db.session(), case_id)
+            intake.add_message(db.session(), blob_store(), case_id, Author.OFFICER, text, [], today())
+        except (cases.CaseNotFound, intake.UnknownCode):
             raise click.ClickException(f"no case {case_id}") from None
     click.echo(f"Message sealed to case {case_id}'s reporter and the officers.")
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+@main.group("accounts")
+def accounts_group() -> None:
+    """Accounts of the officers' workspace (admins also manage them in the browser)."""
+
+
+@accounts_group.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--name", "display_name", default="", help="The person's name as shown to colleagues.")
+@click.option("--instance", "instance_path")
+def create_account(username: str, role: str, display_name: str, instance_path: str | None) -> None:
+    """Create an account with a one-time passphrase, printed once.
+
+    The person chooses their own passphrase and turns on the second factor at their first
+    sign-in; an officer's key pair is made then.
+    """
+    passphrase = _generated_passphrase()
+    with _instance_app(instance_path):
+        try:
+            accounts.create_account(
+                db.session(), _password_hashing(), username, display_name or username, Role(role), passphrase, today()
+            )
+        except accounts.AccountError as exc:
+            raise click.ClickException(str(exc)) from None
+        db.session().commit()
+    click.echo(f"Created the {role} account {accounts.normalise_username(username)!r}.")
+    click.echo(f"One-time passphrase (shown only now; hand it over in person): {passphrase}")
+
+
+@accounts_group.command("list")
+@click.option("--instance", "instance_path")
+def list_accounts(instance_path: str | None) -> None:
+    """Accounts with their role and state (never a secret)."""
+    from .models import Account
+
+    with _instance_app(instance_path):
+        for a in db.session().scalars(select(Account).order_by(Account.id)):
+            state = "disabled" if a.disabled_on else ("first sign-in pending" if a.must_change_passphrase else "active")
+            factor = "second factor on" if a.totp_enrolled_on else "no second factor yet"
+            click.echo(f"{a.username:<20} {a.role.value:<10} {state}, {factor}")
+
+
+# --------------------------------------------------------------------------- audit
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """Check the audit trail, and anchor its head outside the database."""
+
+
+def _anchor_file(app) -> Path:
+    return app.extensions["whistle.settings"].instance_path / "audit-anchors.log"
+
+
+@audit_group.command("verify")
+@click.option("--instance", "instance_path")
+def audit_verify(instance_path: str | None) -> None:
+    """Check every link of the chain and every anchored head; name the first break."""
+    with _instance_app(instance_path) as app:
+        anchors = audit.read_anchors(_anchor_file(app))
+        broken = audit.verify(db.session(), anchors)
+        entries, _digest = audit.head(db.session())
+    if broken is not None:
+        raise click.ClickException(f"The audit trail is broken at {broken}.")
+    click.echo(f"The audit trail is whole: {entries} entries, {len(anchors)} anchored heads match.")
+
+
+@audit_group.command("anchor")
+@click.option("--instance", "instance_path")
+def audit_anchor(instance_path: str | None) -> None:
+    """Write the chain's head to the instance's anchor file (run daily by a systemd timer)."""
+    with _instance_app(instance_path) as app:
+        written = audit.anchor(db.session(), _anchor_file(app), today())
+    if written is None:
+        click.echo("The audit trail is empty: nothing to anchor.")
+    else:
+        click.echo(f"Anchored entry {written[0]} ({written[1].hex()[:16]}...) in {_anchor_file(app)}.")
 
 
 # --------------------------------------------------------------------------- database
@@ -381,7 +506,7 @@ def sweep(instance_path: str | None, older_than: int) -> None:
 
     with _instance_app(instance_path) as app:
         referenced = set(db.session().scalars(select(Attachment.blob_name)))
-        removed = app.extensions["whistle.blobs"].sweep(referenced, older_than)
+        removed = blob_store().sweep(referenced, older_than)
     click.echo(f"Removed {removed} unreferenced sealed files.")
 
 
@@ -405,7 +530,7 @@ def purge(instance_path: str | None, dry_run: bool) -> None:
             click.echo(f"Dry run: {len(due)} cases closed before {before} would be purged; nothing changed.")
             return
         try:
-            count = retention.purge_closed(db.session(), app.extensions["whistle.blobs"], now, days)
+            count = retention.purge_closed(db.session(), blob_store(), now, days)
         except retention.PurgeFailed as exc:
             raise click.ClickException(f"{exc}; that batch is unchanged, run again later.") from None
     click.echo(f"Purged {count} cases closed before {before} (retention_days = {days}).")

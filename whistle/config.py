@@ -1,5 +1,12 @@
 """Typed settings, read once at start-up from the instance file and the environment.
 
+Two kinds, kept apart so that one deployment can later serve several organisations:
+
+* `Settings`: the deployment's own (secrets, database, storage, limits, proxies);
+* `Organisation` (`settings.organisation`): what one municipality decides (its names, the
+  categories of wrongdoing, its deadlines, its links), read from the `[organisation]`
+  table of the instance file.
+
 Precedence: `WHISTLE_*` environment variables, then `<instance>/config.toml`, then the
 defaults below. There is no default secret key: the service refuses to start without one
 (and without recipient keys, checked in `create_app`), naming exactly what is missing.
@@ -43,30 +50,54 @@ class Category:
 
 
 @dataclass(frozen=True)
+class Organisation:
+    """One municipality's own settings: the `[organisation]` table of config.toml."""
+
+    name_th: str = "เทศบาล"
+    name_en: str = "Municipality"
+    #: The general-complaints channel, which the landing page sends everything else to.
+    general_complaints_url: str = ""
+    categories: tuple[Category, ...] = tuple(Category(k) for k in DEFAULT_CATEGORIES)
+    #: Days to acknowledge a tip, and to resolve it or explain why not (plan measure 3.2).
+    ack_days: int = 7
+    resolve_days: int = 15
+
+    def category(self, key: str) -> Category | None:
+        return next((c for c in self.categories if c.key == key), None)
+
+
+@dataclass(frozen=True)
 class Settings:
+    """The deployment's settings, with the organisation it serves."""
+
     instance_path: Path
     secret_key: str
     database_url: str
     blob_dir: Path
-    organisation_th: str = "เทศบาล"
-    organisation_en: str = "Municipality"
-    general_complaints_url: str = ""
+    organisation: Organisation = field(default_factory=Organisation)
     onion_address: str = ""
-    categories: tuple[Category, ...] = tuple(Category(k) for k in DEFAULT_CATEGORIES)
     max_files: int = 5
     max_file_bytes: int = 20 * MiB
     #: The parser's cap on one text field (each also has its own, smaller, character cap).
     #: Werkzeug applies it to its read buffer too, so it must stay well above 128 KiB.
     max_field_bytes: int = 256 * 1024
-    ack_days: int = 7
-    resolve_days: int = 15
     code_cost: CodeCost = field(default_factory=CodeCost)
     argon2_concurrency: int = 2
     ratelimit_storage_uri: str = "memory://"
+    #: Where short-lived shared state lives (officer sessions' server half, sign-in
+    #: throttles, closed case views): memory:// for one process, redis:// for several.
+    #: Empty: the same storage as the rate limiter.
+    state_storage_uri: str = ""
     ratelimit_submit: str = "10 per hour"
     ratelimit_status: str = "30 per hour"
     ratelimit_reply: str = "20 per hour"
+    ratelimit_signin: str = "20 per hour"
     status_view_minutes: int = 15
+    #: An officer's session ends after this long without a request, and after this long in all.
+    officer_idle_minutes: int = 30
+    officer_session_hours: int = 10
+    #: Argon2id cost of sign-in passphrases (never lower it in production).
+    password_cost: CodeCost = field(default_factory=CodeCost)
     secure_cookies: bool = False
     #: Reverse proxies in front of the app (nginx: 1). Their X-Forwarded-For gives the
     #: address the rate limiter hashes; 0 trusts no header.
@@ -82,9 +113,6 @@ class Settings:
     def max_content_length(self) -> int:
         """The largest request body accepted: every file at its cap plus the text fields."""
         return self.max_files * self.max_file_bytes + 1 * MiB
-
-    def category(self, key: str) -> Category | None:
-        return next((c for c in self.categories if c.key == key), None)
 
 
 def _env(name: str) -> str | None:
@@ -124,37 +152,29 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
     database_url = pick("database_url") or f"sqlite:///{instance_path / 'whistle.sqlite3'}"
     blob_dir = Path(pick("blob_dir") or instance_path / "blobs")
 
-    categories: tuple[Category, ...] = tuple(Category(k) for k in DEFAULT_CATEGORIES)
-    if "categories" in data:
-        categories = tuple(
-            Category(c["key"], c.get("label_th"), c.get("label_en")) if isinstance(c, dict) else Category(str(c))
-            for c in data["categories"]
-        )
-        if not categories:
-            raise ConfigError("`categories` in config.toml is empty.")
-
     cost = data.get("code_cost", {})
+    password_cost = data.get("password_cost", {})
     try:
         settings = Settings(
             instance_path=instance_path,
             secret_key=str(secret_key),
             database_url=str(database_url),
             blob_dir=blob_dir,
-            organisation_th=str(pick("organisation_th", Settings.organisation_th)),
-            organisation_en=str(pick("organisation_en", Settings.organisation_en)),
-            general_complaints_url=str(pick("general_complaints_url", "")),
+            organisation=_organisation(data),
             onion_address=str(pick("onion_address", "")),
-            categories=categories,
             max_files=int(pick("max_files", Settings.max_files)),
             max_file_bytes=int(pick("max_file_bytes", Settings.max_file_bytes)),
-            ack_days=int(pick("ack_days", Settings.ack_days)),
-            resolve_days=int(pick("resolve_days", Settings.resolve_days)),
             code_cost=cost if isinstance(cost, CodeCost) else CodeCost(**cost),
             argon2_concurrency=int(pick("argon2_concurrency", Settings.argon2_concurrency)),
             ratelimit_storage_uri=str(pick("ratelimit_storage_uri", Settings.ratelimit_storage_uri)),
             ratelimit_submit=str(pick("ratelimit_submit", Settings.ratelimit_submit)),
             ratelimit_status=str(pick("ratelimit_status", Settings.ratelimit_status)),
             ratelimit_reply=str(pick("ratelimit_reply", Settings.ratelimit_reply)),
+            ratelimit_signin=str(pick("ratelimit_signin", Settings.ratelimit_signin)),
+            state_storage_uri=str(pick("state_storage_uri", "") or pick("ratelimit_storage_uri", Settings.ratelimit_storage_uri)),
+            officer_idle_minutes=int(pick("officer_idle_minutes", Settings.officer_idle_minutes)),
+            officer_session_hours=int(pick("officer_session_hours", Settings.officer_session_hours)),
+            password_cost=password_cost if isinstance(password_cost, CodeCost) else CodeCost(**password_cost),
             status_view_minutes=int(pick("status_view_minutes", Settings.status_view_minutes)),
             secure_cookies=_flag(pick("secure_cookies", False)),
             trusted_proxies=int(pick("trusted_proxies", 0)),
@@ -168,6 +188,42 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
     if settings.retention_days < 0:
         raise ConfigError("retention_days must be 0 (never purge) or a number of days.")
     return settings
+
+
+#: Organisation settings: (name in the [organisation] table, WHISTLE_ variable, name used at
+#: the top level of config.toml before the table existed, still read).
+_ORGANISATION_KEYS = (
+    ("name_th", "ORGANISATION_TH", "organisation_th"),
+    ("name_en", "ORGANISATION_EN", "organisation_en"),
+    ("general_complaints_url", "GENERAL_COMPLAINTS_URL", "general_complaints_url"),
+    ("ack_days", "ACK_DAYS", "ack_days"),
+    ("resolve_days", "RESOLVE_DAYS", "resolve_days"),
+)
+
+
+def _organisation(data: dict[str, Any]) -> Organisation:
+    table = data.get("organisation", {})
+    if not isinstance(table, dict):
+        raise ConfigError("`organisation` in config.toml must be a table: [organisation].")
+    values: dict[str, Any] = {}
+    for key, env_name, legacy in _ORGANISATION_KEYS:
+        value = _env(env_name)
+        if value is None:
+            value = table.get(key, data.get(legacy))
+        if value is not None:
+            values[key] = type(getattr(Organisation, key))(value)
+    raw_categories = table.get("categories", data.get("categories"))
+    if raw_categories is not None:
+        values["categories"] = tuple(
+            Category(c["key"], c.get("label_th"), c.get("label_en")) if isinstance(c, dict) else Category(str(c))
+            for c in raw_categories
+        )
+        if not values["categories"]:
+            raise ConfigError("`categories` in config.toml is empty.")
+    organisation = Organisation(**values)
+    if organisation.ack_days < 1 or organisation.resolve_days < organisation.ack_days:
+        raise ConfigError("ack_days must be 1 or more, and resolve_days at least ack_days.")
+    return organisation
 
 
 def with_changes(settings: Settings, **changes: Any) -> Settings:

@@ -444,6 +444,39 @@ def random_bytes(n: int) -> bytes:
     return os.urandom(n)
 
 
+# --------------------------------------------------------------------------- passwords
+#
+# Officer sign-in passphrases are kept as Argon2id PHC strings (argon2-cffi's
+# PasswordHasher), at the same RFC 9106 cost as key files unless a test injects less.
+
+
+class PasswordHashing:
+    """Hash and check sign-in passphrases; says when a stored hash wants the current cost."""
+
+    def __init__(self, time_cost: int = 3, memory_cost: int = 64 * 1024, parallelism: int = 4) -> None:
+        from argon2 import PasswordHasher
+
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
+        # A hash of nothing anyone knows, checked for unknown accounts so that they cost
+        # exactly what a wrong passphrase costs.
+        self._decoy = self._hasher.hash(os.urandom(16).hex())
+
+    def hash(self, passphrase: str) -> str:
+        return self._hasher.hash(passphrase)
+
+    def check(self, stored: str | None, passphrase: str) -> bool:
+        """True if `passphrase` matches `stored`; None (no such account) costs the same."""
+        from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+        try:
+            return self._hasher.verify(stored or self._decoy, passphrase) and stored is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, stored: str) -> bool:
+        return self._hasher.check_needs_rehash(stored)
+
+
 __all__ = [
     "CHUNK_SIZE",
     "CodeKeys",

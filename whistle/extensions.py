@@ -1,4 +1,5 @@
-"""The app-wide services views reach for: settings, the server key, the clock."""
+"""The app-wide services views reach for: settings, the server key, the clock, the
+short-lived state store."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from flask import Flask, current_app
 
 from . import crypto
 from .config import Settings
+from .ephemeral import EphemeralStore
 
 
 def settings() -> Settings:
@@ -26,7 +28,31 @@ def today() -> dt.date:
     return clock()
 
 
-def init_app(app: Flask, settings: Settings, clock: Callable[[], dt.date]) -> None:
+def now() -> float:
+    """Seconds since the epoch; tests move it with `test_config["wallclock"]`."""
+    wallclock: Callable[[], float] = current_app.extensions["whistle.wallclock"]
+    return wallclock()
+
+
+def state() -> EphemeralStore:
+    """Short-lived state shared by every process (ephemeral.py)."""
+    return current_app.extensions["whistle.state"]
+
+
+def password_hashing() -> crypto.PasswordHashing:
+    """Sign-in passphrase hashing at the configured cost (made on first use: it hashes once)."""
+    hashing = current_app.extensions.get("whistle.password_hashing")
+    if hashing is None:
+        hashing = crypto.PasswordHashing(*settings().password_cost.as_tuple())
+        current_app.extensions["whistle.password_hashing"] = hashing
+    return hashing
+
+
+def init_app(
+    app: Flask, settings: Settings, clock: Callable[[], dt.date], state: EphemeralStore, wallclock: Callable[[], float]
+) -> None:
     app.extensions["whistle.settings"] = settings
     app.extensions["whistle.server_key"] = crypto.hkdf(settings.secret_key.encode(), b"whistle v1 server key")
     app.extensions["whistle.clock"] = clock
+    app.extensions["whistle.state"] = state
+    app.extensions["whistle.wallclock"] = wallclock

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import crypto
-from .models import Attachment, KeyRole, RecipientKey, Report
+from .models import KeyRole, RecipientKey, Report
 
 PRIVATE_FORMAT = "whistle-private-key"
 PUBLIC_FORMAT = "whistle-public-key"
@@ -211,18 +211,19 @@ def retire(session: Session, key_id_hex: str, today: dt.date, *, allow_last: boo
 def rewrap_all(session: Session, private_key: crypto.PrivateKey) -> int:
     """Seal every stored secret to exactly the active recipients (plus, for messages, the
     reporter's key). Content is untouched; only wrapped data keys change. Returns the number
-    of items rewritten. The caller commits."""
+    of records rewritten (a tip, a message, a file). The caller commits."""
+    from .cases import sealed_items  # cases reads settings' types; keyring stays below it
+
     targets = recipients(session)
-    count = 0
+    rewritten: set[int] = set()
     for report in session.scalars(select(Report).where(Report.purged_on.is_(None))):  # purged: nothing sealed
-        report.content = crypto.rewrap_envelope(report.content, private_key, targets)
         reporter = crypto.PublicKey.from_bytes(report.reporter_public_key)
-        for message in report.messages:
-            message.body = crypto.rewrap_envelope(message.body, private_key, [*targets, reporter])
-            count += 1
-        count += 1
-    for attachment in session.scalars(select(Attachment)):
-        attachment.wraps = crypto.rewrap(attachment.wraps, private_key, targets, crypto.KIND_FILE)
-        attachment.meta = crypto.rewrap_envelope(attachment.meta, private_key, targets)
-        count += 1
-    return count
+        for item in sealed_items(report):
+            sealed = getattr(item.row, item.column)
+            if item.kind == "file":
+                setattr(item.row, item.column, crypto.rewrap(sealed, private_key, targets, crypto.KIND_FILE))
+            else:
+                to = [*targets, reporter] if item.to_reporter else targets
+                setattr(item.row, item.column, crypto.rewrap_envelope(sealed, private_key, to))
+            rewritten.add(id(item.row))
+    return len(rewritten)

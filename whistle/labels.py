@@ -6,7 +6,7 @@ from flask import Flask, current_app
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
-from .config import Settings
+from .config import Organisation
 
 CATEGORY_LABELS = {
     "bribery": _l("Bribery, gifts or other benefits"),
@@ -37,8 +37,8 @@ OUTCOME_LABELS = {
 }
 
 
-def category_label(settings: Settings, key: str) -> str:
-    category = settings.category(key)
+def category_label(organisation: Organisation, key: str) -> str:
+    category = organisation.category(key)
     locale = get_locale()
     if category is not None and (category.label_th or category.label_en):
         if locale is not None and locale.language == "en" and category.label_en:
@@ -47,14 +47,16 @@ def category_label(settings: Settings, key: str) -> str:
     return str(CATEGORY_LABELS.get(key, key))
 
 
-def category_choices(settings: Settings) -> list[tuple[str, str]]:
-    return [(c.key, category_label(settings, c.key)) for c in settings.categories]
+def category_choices(organisation: Organisation) -> list[tuple[str, str]]:
+    return [(c.key, category_label(organisation, c.key)) for c in organisation.categories]
 
 
-def organisation(settings: Settings) -> str:
+def organisation_name(organisation: Organisation) -> str:
     locale = get_locale()
-    return settings.organisation_en if locale is not None and locale.language == "en" else settings.organisation_th
+    return organisation.name_en if locale is not None and locale.language == "en" else organisation.name_th
 
 
 def init_app(app: Flask) -> None:
-    app.jinja_env.globals["organisation"] = lambda: organisation(current_app.extensions["whistle.settings"])
+    app.jinja_env.globals["organisation"] = lambda: organisation_name(
+        current_app.extensions["whistle.settings"].organisation
+    )

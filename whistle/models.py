@@ -1,5 +1,5 @@
 """The database tables, as typed SQLAlchemy 2 models. Models hold data only: they never
-commit and never encrypt (services in `reports.py` and `keyring.py` do).
+commit and never encrypt (the services do: `intake.py`, `cases.py`, `keyring.py`...).
 
 Every secret (tip fields, file names, file contents, messages) is stored as ciphertext made
 by `crypto`. The plaintext columns are workflow metadata, each justified in docs/data.md.
@@ -11,13 +11,16 @@ import datetime as dt
 import enum
 
 from sqlalchemy import (
+    Boolean,
     Date,
+    DateTime,
     Enum,
     ForeignKey,
     Integer,
     LargeBinary,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -67,6 +70,14 @@ class Author(enum.StrEnum):
 class KeyRole(enum.StrEnum):
     OFFICER = "officer"
     RECOVERY = "recovery"
+
+
+class Role(enum.StrEnum):
+    """What an account may do (DESIGN §7)."""
+
+    OFFICER = "officer"  # reads and processes tips
+    SUPERVISOR = "supervisor"  # metadata, deadlines, reports, the audit trail; never content
+    ADMIN = "admin"  # accounts and public keys; never content
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:
@@ -172,3 +183,60 @@ class Attachment(Base):
 
     report: Mapped[Report] = relationship(back_populates="attachments")
     message: Mapped[Message | None] = relationship(back_populates="attachments")
+
+
+class Account(Base):
+    """A person who signs in to the officers' app.
+
+    `password_hash` is an Argon2id PHC string. An officer's private key is kept here as the
+    same passphrase-sealed document a key file holds (`private_key`): the passphrase that
+    signs them in also unlocks it, for that session only. `totp_secret` is sealed under a
+    key derived from the server's secret key, so the database alone cannot make codes.
+    """
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    #: Set when an admin (or the CLI) chose the passphrase: it must be changed at sign-in.
+    must_change_passphrase: Mapped[bool] = mapped_column(Boolean, default=True)
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary(128), default=None)
+    totp_enrolled_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    #: The last TOTP time step accepted, so that one code is never accepted twice.
+    totp_last_step: Mapped[int] = mapped_column(Integer, default=0)
+    #: JSON list of keyed hashes of unused recovery codes.
+    recovery_codes: Mapped[str] = mapped_column(Text, default="[]")
+    key_id: Mapped[bytes | None] = mapped_column(LargeBinary(16), default=None)
+    private_key: Mapped[str | None] = mapped_column(Text, default=None)
+    created_on: Mapped[dt.date] = mapped_column(Date)
+    disabled_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
+
+
+class AuditEntry(Base):
+    """One link of the hash-chained audit trail (audit.py). Never updated or deleted."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime)
+    actor_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditHead(Base):
+    """The chain's head, one row: appending locks it, so two appends cannot fork the chain."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))

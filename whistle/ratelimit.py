@@ -1,7 +1,7 @@
 """Rate limits on the costly pages, keyed by a keyed hash of the client's address.
 
 Every POST that runs Argon2 or stores something is limited per client: a report, a
-status check, a reply (officer login joins the list when it exists). With several worker
+status check, a reply, an officer's sign-in. With several worker
 processes the counters must be shared: set `ratelimit_storage_uri` to Redis. Should that
 storage fail, the limited pages answer 503 (fail closed, the default) or go unlimited
 (`ratelimit_fail_closed = false`); other pages never touch the storage.
@@ -26,6 +26,7 @@ LIMITED_ENDPOINTS = {
     "reporter.report": "ratelimit_submit",
     "reporter.status": "ratelimit_status",
     "reporter.reply": "ratelimit_reply",
+    "officer_auth.sign_in": "ratelimit_signin",
 }
 
 
@@ -65,7 +66,9 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
     )
     limiter.init_app(app)
     for endpoint, setting in LIMITED_ENDPOINTS.items():
-        view = app.view_functions[endpoint]
+        view = app.view_functions.get(endpoint)
+        if view is None:  # the other app's page
+            continue
         app.view_functions[endpoint] = limiter.limit(getattr(settings, setting), methods=["POST"])(view)
     app.register_error_handler(StorageError, _storage_failed)
     try:

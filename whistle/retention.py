@@ -28,8 +28,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from .models import Attachment, Message, Outcome, Report, Status, StatusEvent
-from .uploads import BlobStore
+from .cases import CHILD_TABLES, REPORT_SEALED_COLUMNS
+from .models import Attachment, Report, Status, StatusEvent
+from .storage import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -39,27 +40,6 @@ BATCH = 100
 
 class PurgeFailed(Exception):
     """The database did not take the purge; nothing of the failed batch changed."""
-
-
-class CaseNotFound(LookupError):
-    """No case with this number, or it was purged."""
-
-
-def close_case(session: Session, report_id: int, outcome: Outcome | str, today: dt.date) -> None:
-    """Close a case with its outcome: a "closed" status event and `closed_on`.
-
-    Officers have no workspace yet; this is what it (and the tests) will call.
-    """
-    report = session.get(Report, report_id)
-    if report is None or report.purged_on is not None:
-        raise CaseNotFound(report_id)
-    if report.status is Status.CLOSED:
-        raise ValueError(f"case {report_id} is closed already")
-    report.status = Status.CLOSED
-    report.outcome = Outcome(outcome)
-    report.closed_on = today
-    report.events.append(StatusEvent(status=Status.CLOSED, on=today))
-    session.commit()
 
 
 def cutoff(today: dt.date, retention_days: int) -> dt.date:
@@ -104,14 +84,15 @@ def _wipe(session: Session, ids: list[int], today: dt.date) -> list[str]:
     """Stage the purge of these cases in the session; return the blob names to delete."""
     blobs = list(session.scalars(select(Attachment.blob_name).where(Attachment.report_id.in_(ids))))
     kept = _kept_events(session, ids)
-    session.execute(delete(Attachment).where(Attachment.report_id.in_(ids)))
-    session.execute(delete(Message).where(Message.report_id.in_(ids)))
+    for table in CHILD_TABLES:
+        session.execute(delete(table).where(table.report_id.in_(ids)))
     session.execute(
         delete(StatusEvent).where(StatusEvent.report_id.in_(ids), StatusEvent.id.not_in(kept))
     )
     for report in session.scalars(select(Report).where(Report.id.in_(ids))):
         report.lookup = f"x{report.id}"  # digits only in a code: no code can find it again
-        report.content = b""
+        for column in REPORT_SEALED_COLUMNS:
+            setattr(report, column, b"")
         report.code_salt = b""
         report.code_verifier = b""
         report.reporter_public_key = b""

@@ -9,70 +9,20 @@ A file over the size cap, or past the number of files allowed, is not an error i
 parser: its bytes are dropped and it is flagged, so the form's text still arrives and the
 reporter sees a clear message with what they typed kept.
 
-Incoming blobs become permanent only when a service `claim`s them just before its commit;
-whatever a request leaves unclaimed is deleted when the request ends.
+Incoming blobs (`storage.BlobStore`) become permanent only when a service `claim`s them
+just before its commit; whatever a request leaves unclaimed is deleted when the request ends.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import secrets
-import time
-from pathlib import Path
 from typing import BinaryIO
 
 from flask import Flask, Request, current_app, g
 
 from . import crypto, db, keyring
 from .cleaning import MetadataCleaner
-
-
-class BlobStore:
-    """Sealed file contents, one file per attachment, named by random hex."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.incoming = self.root / "incoming"
-        self.incoming.mkdir(parents=True, exist_ok=True, mode=0o700)
-
-    def new_incoming(self) -> tuple[str, BinaryIO]:
-        name = secrets.token_hex(16)
-        fd = os.open(self.incoming / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        return name, os.fdopen(fd, "wb")
-
-    def claim(self, name: str) -> None:
-        """Move an incoming blob into the store; done before the commit that records it."""
-        os.replace(self.incoming / name, self.root / name)
-
-    def blur_times(self, name: str, day: dt.date) -> None:
-        """Set a stored file's access and modification times to the start of its day, so
-        they say no more than the database's dates (the inode's change time cannot be
-        set: docs/data.md)."""
-        midnight = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc).timestamp()
-        os.utime(self.root / name, (midnight, midnight))
-
-    def discard_incoming(self, name: str) -> None:
-        (self.incoming / name).unlink(missing_ok=True)
-
-    def delete(self, name: str) -> None:
-        (self.root / name).unlink(missing_ok=True)
-
-    def open(self, name: str) -> BinaryIO:
-        if not name or not all(c in "0123456789abcdef" for c in name):
-            raise FileNotFoundError(name)
-        return open(self.root / name, "rb")
-
-    def sweep(self, referenced: set[str], older_than_seconds: float = 3600) -> int:
-        """Delete blobs that no record names and that are older than the longest request:
-        left by a crash between sealing and commit. They are ciphertext anyway."""
-        cutoff = time.time() - older_than_seconds
-        removed = 0
-        for path in [*self.incoming.iterdir(), *self.root.iterdir()]:
-            if path.is_file() and path.name not in referenced and path.stat().st_mtime < cutoff:
-                path.unlink(missing_ok=True)
-                removed += 1
-        return removed
+from .storage import BlobStore
 
 
 class SealingUpload:
@@ -225,6 +175,11 @@ def _discard_unclaimed(_exc: BaseException | None) -> None:
     for upload in g.pop("sealing_uploads", []):
         if not upload.claimed:
             upload.discard()
+
+
+def blob_store() -> BlobStore:
+    """The app's blob store."""
+    return current_app.extensions["whistle.blobs"]
 
 
 def init_app(app: Flask, store: BlobStore) -> None:

@@ -16,7 +16,7 @@ import json
 
 from . import crypto
 from .codes import TrackingCode
-from .reports import OpenedCase
+from .intake import OpenedCase
 
 VIEW_AAD = b"whistle v1 status view"
 _VIEW_KEY_INFO = b"whistle v1 status view key"

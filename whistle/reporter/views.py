@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
-from .. import db, reports, visits
+from .. import db, intake, visits
 from ..codes import Busy, MalformedCode, TrackingCode, normalise_digits, parse_code
 from ..extensions import server_key, settings, today
 from ..labels import OUTCOME_LABELS, STATUS_LABELS, category_choices, category_label
 from ..models import Author
-from ..uploads import SealingUpload, request_uploads
+from ..uploads import SealingUpload, blob_store, request_uploads
 from .forms import CloseForm, ReceiptForm, ReplyForm, ReportForm, SavedForm, StatusForm
 
 bp = Blueprint("reporter", __name__)
@@ -68,7 +68,7 @@ def _receipt_code(form: ReceiptForm) -> TrackingCode | None:
     return code if visits.receipt_matches(server_key(), session.get("receipt"), code) else None
 
 
-def _opened_case() -> reports.OpenedCase | None:
+def _opened_case() -> intake.OpenedCase | None:
     opened = visits.open_sealed_case(
         server_key(), session.get("case"), time.time(), settings().status_view_minutes * 60
     )
@@ -88,13 +88,14 @@ def _form_problem(form) -> None:
 @bp.get("/")
 def landing():
     s = settings()
+    org = s.organisation
     return render_template(
         "reporter/landing.html",
-        categories=category_choices(s),
-        general_url=s.general_complaints_url,
+        categories=category_choices(org),
+        general_url=org.general_complaints_url,
         onion=s.onion_address,
-        ack_days=s.ack_days,
-        resolve_days=s.resolve_days,
+        ack_days=org.ack_days,
+        resolve_days=org.resolve_days,
         max_files=s.max_files,
     )
 
@@ -107,7 +108,7 @@ def _render_report_form(form: ReportForm, status: int = 200):
 
 @bp.route("/report", methods=["GET", "POST"])
 def report():
-    form = ReportForm(category_choices(settings()))
+    form = ReportForm(category_choices(settings().organisation))
     if request.method == "GET":
         return _render_report_form(form)
     valid = form.validate_on_submit()
@@ -115,10 +116,10 @@ def report():
     file_errors = _file_errors(uploads)
     if valid and not file_errors:
         try:
-            code = reports.submit_report(
-                db.session(), _blobs(), settings(), form.category.data, form.fields_text(), uploads, today()
+            code = intake.submit_report(
+                db.session(), blob_store(), settings(), form.category.data, form.fields_text(), uploads, today()
             )
-        except reports.StorageFailed:
+        except intake.StorageFailed:
             flash(_("Your report could not be stored just now, and nothing was kept. Please send it again."), "error")
             form.files.errors = _reattach_notice(uploads)
             return _render_report_form(form, 503)
@@ -127,10 +128,6 @@ def report():
     _form_problem(form)
     form.files.errors = list(form.files.errors) + file_errors + _reattach_notice(uploads)
     return _render_report_form(form, 400)
-
-
-def _blobs():
-    return current_app.extensions["whistle.blobs"]
 
 
 def _render_receipt(code: TrackingCode, error: str | None = None, status: int = 200, files: dict | None = None):
@@ -185,8 +182,8 @@ def status():
         _form_problem(form)
         return render_template("reporter/status.html", form=form), 400
     try:
-        opened = reports.open_case(db.session(), settings(), server_key(), form.code.parsed)
-    except reports.UnknownCode:
+        opened = intake.open_case(db.session(), settings(), server_key(), form.code.parsed)
+    except intake.UnknownCode:
         form.code.data = ""  # never echo a code; the same page for unknown and wrong codes
         return render_template("reporter/status.html", form=form, not_found=True), 404
     except Busy:
@@ -196,13 +193,13 @@ def status():
     return redirect(url_for(".case"), 303)
 
 
-def _render_case(opened: reports.OpenedCase, reply_form: ReplyForm, status: int = 200):
+def _render_case(opened: intake.OpenedCase, reply_form: ReplyForm, status: int = 200):
     s = settings()
-    view = reports.view_case(db.session(), opened)
+    view = intake.view_case(db.session(), opened)
     return render_template(
         "reporter/case.html",
         case=view,
-        category=category_label(s, view.category),
+        category=category_label(s.organisation, view.category),
         status_labels=STATUS_LABELS,
         outcome_labels=OUTCOME_LABELS,
         reply_form=reply_form,
@@ -234,8 +231,8 @@ def reply():
     file_errors = _file_errors(uploads)
     if valid and not file_errors:
         try:
-            reports.add_message(db.session(), _blobs(), opened.report_id, Author.REPORTER, form.text.data.strip(), uploads, today())
-        except reports.StorageFailed:
+            intake.add_message(db.session(), blob_store(), opened.report_id, Author.REPORTER, form.text.data.strip(), uploads, today())
+        except intake.StorageFailed:
             flash(_("Your reply could not be stored just now, and nothing was kept. Please send it again."), "error")
             form.files.errors = _reattach_notice(uploads)
             return _render_case(opened, form, 503)
@@ -251,8 +248,8 @@ def reply():
     return _render_case(opened, form, 400)
 
 
-@bp.errorhandler(reports.UnknownCode)
-def case_gone(_exc: reports.UnknownCode):
+@bp.errorhandler(intake.UnknownCode)
+def case_gone(_exc: intake.UnknownCode):
     """The open case no longer exists (purged under retention while the view was open)."""
     session.pop("case", None)
     flash(_("For your safety the case view closes after a while. Nothing was sent. Please type your code again."), "error")

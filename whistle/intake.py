@@ -1,4 +1,5 @@
-"""The intake services: storing a tip, opening a case by its code, and the conversation.
+"""Intake: storing a tip, opening a case by its tracking code, and the reporter's side of
+the conversation.
 
 Services own their transaction: each public function here either commits everything it
 was asked to store, or nothing (and removes any file it had moved into the store).
@@ -15,11 +16,12 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from . import codes, crypto, keyring
+from . import cases, codes, crypto, keyring
 from .codes import CodeCost, TrackingCode
 from .config import Settings
 from .models import Attachment, Author, Channel, Message, Report, Status, StatusEvent
-from .uploads import BlobStore, SealingUpload
+from .storage import BlobStore
+from .uploads import SealingUpload
 
 #: The reporter's fields, in the order they are shown to officers.
 TIP_FIELDS = ("what", "people", "when", "where", "how_known", "evidence")
@@ -135,14 +137,15 @@ def submit_report(
     cost = settings.code_cost
     keys = codes.derive(code.secret, salt, cost)
     content = {k: fields.get(k, "") for k in TIP_FIELDS}
+    due = cases.deadlines(settings.organisation, today)
     report = Report(
         lookup=code.lookup,
         channel=channel,
         category=category,
         status=Status.RECEIVED,
         received_on=today,
-        ack_due=today + dt.timedelta(days=settings.ack_days),
-        resolve_due=today + dt.timedelta(days=settings.resolve_days),
+        ack_due=due.ack_due,
+        resolve_due=due.resolve_due,
         code_salt=salt,
         code_time_cost=cost.time_cost,
         code_memory_cost=cost.memory_cost,
@@ -175,11 +178,17 @@ def open_case(session: Session, settings: Settings, server_key: bytes, code: Tra
     return OpenedCase(report.id, keys.reporter_key)
 
 
+def _opened_report(session: Session, report_id: int) -> Report:
+    """The case a reporter has open; purged since it was opened reads as an unknown code."""
+    try:
+        return cases.get_case(session, report_id)
+    except cases.CaseNotFound:
+        raise UnknownCode() from None
+
+
 def view_case(session: Session, opened: OpenedCase) -> CaseView:
     """What the reporter sees: status, dates, deadlines and the conversation."""
-    report = session.get(Report, opened.report_id)
-    if report is None or report.purged_on is not None:  # purged while the view was open
-        raise UnknownCode()
+    report = _opened_report(session, opened.report_id)
     thread = []
     for message in report.messages:
         try:
@@ -210,9 +219,7 @@ def add_message(
 ) -> None:
     """Add a message to a case's conversation, sealed to the officers, the recovery key and
     the reporter, so the thread survives any one officer leaving."""
-    report = session.get(Report, report_id)
-    if report is None or report.purged_on is not None:  # purged: no reporter key any more
-        raise UnknownCode()
+    report = _opened_report(session, report_id)
     recipients = keyring.recipients(session)
     reporter = crypto.PublicKey.from_bytes(report.reporter_public_key)
     message = Message(

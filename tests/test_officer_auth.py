@@ -69,7 +69,7 @@ class TestSignIn:
     def test_right_credentials_open_the_workspace(self, make_account, officer_browser):
         response = officer_browser.sign_in(make_account())
         assert response.status_code == 303 and response.location.endswith("/")
-        assert officer_browser.client.get("/").status_code == 200
+        assert officer_browser.client.get("/cases").status_code == 200
 
     def test_a_code_is_accepted_once(self, make_account, officer_browser, officer_app, wallclock):
         creds = make_account()
@@ -84,7 +84,7 @@ class TestSignIn:
         with officer_app.app_context():
             accounts.find(db.session(), creds.username).disabled_on = clock()
             db.session().commit()
-        assert officer_browser.client.get("/").status_code == 303
+        assert officer_browser.client.get("/cases").location.endswith("/sign-in")
         assert officer_browser.sign_in(creds).status_code == 401
 
     def test_recovery_code_signs_in_once(self, officer_app, officer_browser, wallclock, clock):
@@ -178,7 +178,7 @@ class TestFirstSignIn:
         })
         assert response.status_code == 200
         assert len(re.findall(r"<li><code>[a-z2-9]{5}-[a-z2-9]{5}</code></li>", response.get_data(as_text=True))) == 10
-        assert officer_browser.client.get("/").status_code == 200
+        assert officer_browser.client.get("/cases").status_code == 200
         with officer_app.app_context():
             account = accounts.find(db.session(), "newbie")
             # A new officer's key pair was made, sealed under their own passphrase, and registered.
@@ -198,9 +198,9 @@ class TestSession:
     def test_idle_expiry(self, officer_app, make_account, officer_browser, wallclock):
         officer_browser.sign_in(make_account())
         wallclock.advance(officer_app.extensions["whistle.settings"].officer_idle_minutes * 60 - 5)
-        assert officer_browser.client.get("/").status_code == 200  # activity keeps it open
+        assert officer_browser.client.get("/cases").status_code == 200  # activity keeps it open
         wallclock.advance(officer_app.extensions["whistle.settings"].officer_idle_minutes * 60 - 5)
-        assert officer_browser.client.get("/").status_code == 200
+        assert officer_browser.client.get("/cases").status_code == 200
         wallclock.advance(officer_app.extensions["whistle.settings"].officer_idle_minutes * 60 + 1)
         assert officer_browser.client.get("/").status_code == 303
 
@@ -212,17 +212,17 @@ class TestSession:
         while elapsed + step < limit:
             wallclock.advance(step)
             elapsed += step
-            assert officer_browser.client.get("/").status_code == 200
+            assert officer_browser.client.get("/cases").status_code == 200
         wallclock.advance(limit - elapsed + 1)
         assert officer_browser.client.get("/").status_code == 303
 
     def test_sign_out_ends_the_session_for_a_copied_cookie(self, make_account, officer_browser, officer_app, wallclock):
         officer_browser.sign_in(make_account())
         stolen = officer_browser.client.get_cookie("whistle_officer").value
-        assert officer_browser.post("/sign-out", page="/").status_code == 303
+        assert officer_browser.post("/sign-out", page="/cases").status_code == 303
         thief = officer_app.test_client()
         thief.set_cookie("whistle_officer", stolen)
-        assert thief.get("/").status_code == 303
+        assert thief.get("/cases").location.endswith("/sign-in")
 
     def test_neither_cookie_nor_state_store_alone_holds_the_key(self, make_account, officer_browser, officer_app, officer_key):
         officer_browser.sign_in(make_account())

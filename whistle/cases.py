@@ -1,8 +1,18 @@
 """Cases: the one home of what every audience asks of a case.
 
-Finding a case ("not found" included), its deadlines, closing it, and the list of the
-sealed items it holds, which re-wrapping (keyring), purging (retention) and exporting
-(bundles) all walk, so that a new kind of sealed item is added in one place.
+Finding a case ("not found" included), its deadlines, its workflow (each step dated, with
+its actor, on the audit trail in the same transaction), and the list of the sealed items
+it holds, which re-wrapping (keyring), purging (retention) and exporting (bundles) all
+walk, so that a new kind of sealed item is added in one place.
+
+The workflow (DESIGN §7): received → acknowledged → under review → investigating →
+referred (to an outside agency) → closed (with an outcome). A case moves forward only; it
+may skip steps (a tip outside the organisation's authority goes straight to closed), and
+leaving "received" by any step acknowledges it.
+
+Deadlines: a tip is acknowledged within `ack_days` and resolved within `resolve_days`, or
+an explanation is sent to the reporter before the resolution deadline, which sets the next
+one. Days are calendar days or working days (`day_count`), with public holidays as data.
 
 Services here commit their own transaction, as every service does.
 """
@@ -13,10 +23,24 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Iterator
 
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session, load_only, selectinload
 
+from . import audit
 from .config import Organisation
-from .models import Attachment, Message, Outcome, Report, Status, StatusEvent
+from .models import (
+    Account,
+    Agency,
+    Attachment,
+    EventKind,
+    IdentityRequest,
+    Message,
+    Note,
+    Outcome,
+    Report,
+    Status,
+    StatusEvent,
+)
 
 
 class CaseNotFound(LookupError):
@@ -37,6 +61,37 @@ def get_case(session: Session, case_id: int) -> Report:
 
 # --------------------------------------------------------------------------- deadlines
 
+#: Days before a deadline from which a case is "due soon" in the lists.
+DUE_SOON_DAYS = 2
+
+
+def is_working_day(organisation: Organisation, day: dt.date) -> bool:
+    return day.weekday() < 5 and day not in organisation.holidays
+
+
+def add_days(organisation: Organisation, start: dt.date, days: int) -> dt.date:
+    """The day `days` days after `start`, counted as the organisation counts them."""
+    if organisation.day_count == "calendar":
+        return start + dt.timedelta(days=days)
+    day = start
+    while days > 0:
+        day += dt.timedelta(days=1)
+        if is_working_day(organisation, day):
+            days -= 1
+    return day
+
+
+def days_between(organisation: Organisation, start: dt.date, end: dt.date) -> int:
+    """Days from `start` to `end` as the organisation counts them (negative if `end` is earlier)."""
+    if organisation.day_count == "calendar" or start == end:
+        return (end - start).days
+    sign, (lo, hi) = (1, (start, end)) if end > start else (-1, (end, start))
+    count, day = 0, lo
+    while day < hi:
+        day += dt.timedelta(days=1)
+        count += is_working_day(organisation, day)
+    return sign * count
+
 
 @dataclass(frozen=True)
 class Deadlines:
@@ -47,24 +102,210 @@ class Deadlines:
 def deadlines(organisation: Organisation, received_on: dt.date) -> Deadlines:
     """When a tip received on `received_on` must be acknowledged, and resolved or explained."""
     return Deadlines(
-        ack_due=received_on + dt.timedelta(days=organisation.ack_days),
-        resolve_due=received_on + dt.timedelta(days=organisation.resolve_days),
+        ack_due=add_days(organisation, received_on, organisation.ack_days),
+        resolve_due=add_days(organisation, received_on, organisation.resolve_days),
     )
 
 
-# --------------------------------------------------------------------------- closing
+@dataclass(frozen=True)
+class DeadlineState:
+    """Where a case stands against its deadlines today, for lists and pages. "Due soon":
+    a pending deadline within `DUE_SOON_DAYS` days (as the organisation counts days)."""
+
+    ack_pending: bool
+    ack_days_left: int
+    resolve_pending: bool
+    resolve_days_left: int
+    overdue: bool
+    due_soon: bool
 
 
-def close_case(session: Session, case_id: int, outcome: Outcome | str, today: dt.date) -> None:
-    """Close a case with its outcome: a "closed" status event and `closed_on`."""
+def deadline_state(organisation: Organisation, report: Report, today: dt.date) -> DeadlineState:
+    still_open = report.status is not Status.CLOSED
+    ack_pending = still_open and report.acknowledged_on is None
+    pending = [due for waiting, due in ((ack_pending, report.ack_due), (still_open, report.resolve_due)) if waiting]
+    overdue = any(due < today for due in pending)
+    soon = add_days(organisation, today, DUE_SOON_DAYS)
+    return DeadlineState(
+        ack_pending=ack_pending,
+        ack_days_left=days_between(organisation, today, report.ack_due),
+        resolve_pending=still_open,
+        resolve_days_left=days_between(organisation, today, report.resolve_due),
+        overdue=overdue,
+        due_soon=not overdue and any(due <= soon for due in pending),
+    )
+
+
+# --------------------------------------------------------------------------- lists
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """What the case list shows: every field is a filter or the order, as in the page's form."""
+
+    status: str = "open"  # open | closed | all | a Status value
+    category: str = ""
+    channel: str = ""
+    assignee: str = ""  # "" anyone | "me" | "none"
+    due: str = ""  # "" | overdue | soon
+    sort: str = "received"  # received | ack_due | resolve_due
+    descending: bool = True
+    page: int = 1
+
+    SORTS = ("received", "ack_due", "resolve_due")
+
+
+@dataclass(frozen=True)
+class ListPage:
+    rows: list[Report]
+    total: int
+    page: int
+    pages: int
+
+
+PER_PAGE = 50
+
+
+def list_cases(session: Session, organisation: Organisation, query: ListQuery, me: Account, today: dt.date) -> ListPage:
+    """One page of cases with their metadata only (no sealed column is read)."""
+    conditions = [Report.purged_on.is_(None)]
+    open_ = Report.status != Status.CLOSED
+    if query.status == "open":
+        conditions.append(open_)
+    elif query.status == "closed":
+        conditions.append(Report.status == Status.CLOSED)
+    elif query.status in {s.value for s in Status}:
+        conditions.append(Report.status == Status(query.status))
+    if query.category:
+        conditions.append(Report.category == query.category)
+    if query.channel:
+        conditions.append(Report.channel == query.channel)
+    if query.assignee == "me":
+        conditions.append(Report.assignee_id == me.id)
+    elif query.assignee == "none":
+        conditions.append(Report.assignee_id.is_(None))
+    ack_late = and_(Report.acknowledged_on.is_(None), Report.ack_due < today)
+    overdue = and_(open_, or_(ack_late, Report.resolve_due < today))
+    if query.due == "overdue":
+        conditions.append(overdue)
+    elif query.due == "soon":
+        soon = add_days(organisation, today, DUE_SOON_DAYS)
+        ack_soon = and_(Report.acknowledged_on.is_(None), Report.ack_due <= soon)
+        conditions += [open_, ~overdue, or_(ack_soon, Report.resolve_due <= soon)]
+
+    column = {"received": Report.received_on, "ack_due": Report.ack_due, "resolve_due": Report.resolve_due}.get(query.sort, Report.received_on)
+    order = (column.desc(), Report.id.desc()) if query.descending else (column.asc(), Report.id.asc())
+    total = session.scalar(select(func.count()).select_from(Report).where(*conditions)) or 0
+    pages = max(1, -(-total // PER_PAGE))
+    page = min(max(1, query.page), pages)
+    metadata_only = load_only(
+        Report.id, Report.status, Report.category, Report.channel, Report.received_on, Report.ack_due,
+        Report.resolve_due, Report.acknowledged_on, Report.assignee_id, Report.referred_to, Report.outcome,
+    )
+    rows = session.scalars(
+        select(Report).options(metadata_only, selectinload(Report.assignee)).where(*conditions)
+        .order_by(*order).limit(PER_PAGE).offset((page - 1) * PER_PAGE)
+    ).all()
+    return ListPage(list(rows), total, page, pages)
+
+
+# --------------------------------------------------------------------------- workflow
+
+ORDER = (Status.RECEIVED, Status.ACKNOWLEDGED, Status.UNDER_REVIEW, Status.INVESTIGATING, Status.REFERRED, Status.CLOSED)
+
+
+class StepNotAllowed(Exception):
+    """This step cannot follow the case's current one, or lacks what it needs."""
+
+
+def next_steps(report: Report) -> list[Status]:
+    """The steps a case may take from where it is."""
+    if report.status is Status.CLOSED:
+        return []
+    return list(ORDER[ORDER.index(report.status) + 1 :])
+
+
+def _event(report: Report, kind: EventKind, actor: Account | None, today: dt.date, detail: str | None = None) -> None:
+    report.events.append(
+        StatusEvent(kind=kind, status=report.status, on=today, actor_id=actor.id if actor else None, detail=detail)
+    )
+
+
+def move(
+    session: Session,
+    report: Report,
+    status: Status | str,
+    actor: Account | None,
+    today: dt.date,
+    *,
+    agency: Agency | str | None = None,
+    outcome: Outcome | str | None = None,
+) -> None:
+    """Take one workflow step, dated, with its actor, on the audit trail. Commits.
+
+    Referring needs the agency; closing needs the outcome. Closing after the resolution
+    deadline marks that deadline as missed, for the statistics.
+    """
+    status = Status(status)
+    if status not in next_steps(report):
+        raise StepNotAllowed(f"{report.status.value} -> {status.value}")
+    detail = None
+    if status is Status.REFERRED:
+        if not agency:
+            raise StepNotAllowed("a referral names the agency")
+        report.referred_to = Agency(agency)
+        detail = report.referred_to.value
+    if status is Status.CLOSED:
+        if not outcome:
+            raise StepNotAllowed("closing names the outcome")
+        report.outcome = Outcome(outcome)
+        report.closed_on = today
+        detail = report.outcome.value
+        if today > report.resolve_due:
+            report.resolve_missed = True
+    if report.acknowledged_on is None:
+        report.acknowledged_on = today
+    report.status = status
+    _event(report, EventKind.STATUS, actor, today, detail)
+    audit.record(session, "status_change", actor, report.id, to=status.value, detail=detail)
+    session.commit()
+
+
+def close_case(session: Session, case_id: int, outcome: Outcome | str, today: dt.date, actor: Account | None = None) -> None:
+    """Close a case with its outcome. Commits."""
     report = get_case(session, case_id)
     if report.status is Status.CLOSED:
         raise CaseClosed(case_id)
-    report.status = Status.CLOSED
-    report.outcome = Outcome(outcome)
-    report.closed_on = today
-    report.events.append(StatusEvent(status=Status.CLOSED, on=today))
+    move(session, report, Status.CLOSED, actor, today, outcome=outcome)
+
+
+def assign(session: Session, report: Report, assignee: Account | None, actor: Account, today: dt.date) -> None:
+    """Give the case to an officer (or to nobody). Commits."""
+    report.assignee_id = assignee.id if assignee is not None else None
+    name = assignee.username if assignee is not None else None
+    _event(report, EventKind.ASSIGNED, actor, today, name)
+    audit.record(session, "assign", actor, report.id, to=name)
     session.commit()
+
+
+class DeadlineNotLater(ValueError):
+    """A new resolution deadline must be later than today."""
+
+
+def record_extension(session: Session, report: Report, new_due: dt.date, actor: Account, today: dt.date) -> None:
+    """Set the next resolution deadline, as an explanation to the reporter does. The caller
+    sends the explanation in the same transaction, and commits. An explanation sent after
+    the deadline had passed leaves that deadline missed."""
+    if report.status is Status.CLOSED:
+        raise CaseClosed(report.id)
+    if new_due <= today:
+        raise DeadlineNotLater(new_due.isoformat())
+    if today > report.resolve_due:
+        report.resolve_missed = True
+    old = report.resolve_due
+    report.resolve_due = new_due
+    _event(report, EventKind.EXTENDED, actor, today, new_due.isoformat())
+    audit.record(session, "deadline_extended", actor, report.id, old=old.isoformat(), new=new_due.isoformat())
 
 
 # --------------------------------------------------------------------------- sealed items
@@ -85,18 +326,22 @@ class SealedItem:
     to_reporter: bool = False
 
 
-#: The sealed columns of the case's own row (a purge empties them).
-REPORT_SEALED_COLUMNS = ("content",)
-#: The tables whose rows belong to one case and hold sealed items (a purge deletes them).
-CHILD_TABLES = (Attachment, Message)
+#: The sealed columns of the case's own row, with what a purge leaves in each.
+REPORT_SEALED_COLUMNS = {"content": b"", "identity": None}
+#: The tables whose rows belong to one case and hold sealed items or officers' words
+#: about it (a purge deletes them).
+CHILD_TABLES = (Attachment, Message, Note, IdentityRequest)
 
 
 def sealed_items(report: Report) -> Iterator[SealedItem]:
     """Every sealed item of a case, the case's own first."""
     for column in REPORT_SEALED_COLUMNS:
-        yield SealedItem(report, column, "envelope")
+        if getattr(report, column) is not None:
+            yield SealedItem(report, column, "envelope")
     for message in report.messages:
         yield SealedItem(message, "body", "envelope", to_reporter=True)
+    for note in report.notes:
+        yield SealedItem(note, "body", "envelope")
     for attachment in report.attachments:
         yield SealedItem(attachment, "meta", "envelope")
         yield SealedItem(attachment, "wraps", "file")

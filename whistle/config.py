@@ -14,6 +14,7 @@ defaults below. There is no default secret key: the service refuses to start wit
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -61,6 +62,12 @@ class Organisation:
     #: Days to acknowledge a tip, and to resolve it or explain why not (plan measure 3.2).
     ack_days: int = 7
     resolve_days: int = 15
+    #: How those days are counted: "calendar" days, or "working" days (Monday to Friday,
+    #: without the public holidays below). Reporters are told which.
+    day_count: str = "calendar"
+    #: Public holidays for working days: whistle/data/thai_holidays.toml, plus and minus
+    #: the organisation's own changes (holidays_extra, holidays_removed in config.toml).
+    holidays: frozenset[dt.date] = frozenset()
 
     def category(self, key: str) -> Category | None:
         return next((c for c in self.categories if c.key == key), None)
@@ -198,7 +205,26 @@ _ORGANISATION_KEYS = (
     ("general_complaints_url", "GENERAL_COMPLAINTS_URL", "general_complaints_url"),
     ("ack_days", "ACK_DAYS", "ack_days"),
     ("resolve_days", "RESOLVE_DAYS", "resolve_days"),
+    ("day_count", "DAY_COUNT", "day_count"),
 )
+
+HOLIDAYS_FILE = Path(__file__).resolve().parent / "data" / "thai_holidays.toml"
+
+
+def _dates(values: Any, where: str) -> set[dt.date]:
+    try:
+        return {v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)) for v in values or ()}
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _holidays(table: dict[str, Any]) -> frozenset[dt.date]:
+    shipped: set[dt.date] = set()
+    for year, entry in tomllib.loads(HOLIDAYS_FILE.read_text("utf-8")).items():
+        shipped |= _dates(entry.get("days"), f"{HOLIDAYS_FILE.name} [{year}]")
+    extra = _dates(table.get("holidays_extra"), "holidays_extra")
+    removed = _dates(table.get("holidays_removed"), "holidays_removed")
+    return frozenset((shipped | extra) - removed)
 
 
 def _organisation(data: dict[str, Any]) -> Organisation:
@@ -220,9 +246,12 @@ def _organisation(data: dict[str, Any]) -> Organisation:
         )
         if not values["categories"]:
             raise ConfigError("`categories` in config.toml is empty.")
+    values["holidays"] = _holidays(table)
     organisation = Organisation(**values)
     if organisation.ack_days < 1 or organisation.resolve_days < organisation.ack_days:
         raise ConfigError("ack_days must be 1 or more, and resolve_days at least ack_days.")
+    if organisation.day_count not in ("calendar", "working"):
+        raise ConfigError('day_count must be "calendar" or "working".')
     return organisation
 
 

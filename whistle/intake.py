@@ -91,7 +91,7 @@ def _attach(
         )
 
 
-def _commit_with_files(session: Session, store: BlobStore, uploads: Sequence[SealingUpload], today: dt.date) -> None:
+def commit_with_files(session: Session, store: BlobStore, uploads: Sequence[SealingUpload], today: dt.date) -> None:
     """Move the files in, then commit; if the commit fails, take the files out again.
 
     A crash between the two leaves only an unreferenced file of ciphertext, which
@@ -157,7 +157,7 @@ def submit_report(
     report.events.append(StatusEvent(status=Status.RECEIVED, on=today))
     _attach(report, uploads, recipients)
     session.add(report)
-    _commit_with_files(session, store, uploads, today)
+    commit_with_files(session, store, uploads, today)
     return code
 
 
@@ -208,6 +208,34 @@ def view_case(session: Session, opened: OpenedCase) -> CaseView:
     )
 
 
+def stage_message(
+    session: Session,
+    report: Report,
+    author: Author,
+    text: str,
+    uploads: Sequence[SealingUpload],
+    today: dt.date,
+    *,
+    author_id: int | None = None,
+    explains: bool = False,
+) -> Message:
+    """Add a message to a case's conversation in the session (the caller commits with
+    `commit_with_files`), sealed to the officers, the recovery key and the reporter, so the
+    thread survives any one officer leaving."""
+    recipients = keyring.recipients(session)
+    reporter = crypto.PublicKey.from_bytes(report.reporter_public_key)
+    message = Message(
+        author=author,
+        author_id=author_id,
+        explains=explains,
+        created_on=today,
+        body=crypto.seal(text.encode("utf-8"), [*recipients, reporter]),
+    )
+    report.messages.append(message)
+    _attach(report, uploads, recipients, message)
+    return message
+
+
 def add_message(
     session: Session,
     store: BlobStore,
@@ -217,19 +245,10 @@ def add_message(
     uploads: Sequence[SealingUpload],
     today: dt.date,
 ) -> None:
-    """Add a message to a case's conversation, sealed to the officers, the recovery key and
-    the reporter, so the thread survives any one officer leaving."""
+    """Add a reporter's message (or, from the command line, an officer's) and commit it."""
     report = _opened_report(session, report_id)
-    recipients = keyring.recipients(session)
-    reporter = crypto.PublicKey.from_bytes(report.reporter_public_key)
-    message = Message(
-        author=author,
-        created_on=today,
-        body=crypto.seal(text.encode("utf-8"), [*recipients, reporter]),
-    )
-    report.messages.append(message)
-    _attach(report, uploads, recipients, message)
-    _commit_with_files(session, store, uploads, today)
+    stage_message(session, report, author, text, uploads, today)
+    commit_with_files(session, store, uploads, today)
 
 
 def read_tip(report: Report, private_key: crypto.PrivateKey) -> dict[str, str]:

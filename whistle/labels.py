@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, current_app
-from flask_babel import get_locale
+from flask_babel import get_locale, gettext, ngettext
 from flask_babel import lazy_gettext as _l
 
 from .config import Organisation
@@ -37,6 +37,31 @@ OUTCOME_LABELS = {
 }
 
 
+CHANNEL_LABELS = {
+    "web": _l("This website"),
+    "phone": _l("Telephone"),
+    "letter": _l("Letter"),
+    "walk_in": _l("In person"),
+    "email": _l("E-mail"),
+    "general_channel": _l("Passed on from the general complaints channel"),
+}
+
+AGENCY_LABELS = {
+    "nacc": _l("National Anti-Corruption Commission (NACC)"),
+    "pacc": _l("Public Sector Anti-Corruption Commission (PACC)"),
+    "state_audit_office": _l("State Audit Office"),
+    "ombudsman": _l("Office of the Ombudsman"),
+    "police": _l("The police"),
+    "other": _l("Another agency"),
+}
+
+ROLE_LABELS = {
+    "officer": _l("Designated officer"),
+    "supervisor": _l("Supervisor"),
+    "admin": _l("Administrator"),
+}
+
+
 def category_label(organisation: Organisation, key: str) -> str:
     category = organisation.category(key)
     locale = get_locale()
@@ -56,7 +81,25 @@ def organisation_name(organisation: Organisation) -> str:
     return organisation.name_en if locale is not None and locale.language == "en" else organisation.name_th
 
 
+def days_left(days: int) -> str:
+    """'3 days left', 'due today', '2 days late' (days as the organisation counts them)."""
+    if days > 0:
+        return ngettext("%(num)d day left", "%(num)d days left", days)
+    if days == 0:
+        return gettext("due today")
+    return ngettext("%(num)d day late", "%(num)d days late", -days)
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["organisation"] = lambda: organisation_name(
         current_app.extensions["whistle.settings"].organisation
+    )
+    app.jinja_env.globals.update(
+        STATUS_LABELS=STATUS_LABELS,
+        OUTCOME_LABELS=OUTCOME_LABELS,
+        CHANNEL_LABELS=CHANNEL_LABELS,
+        AGENCY_LABELS=AGENCY_LABELS,
+        ROLE_LABELS=ROLE_LABELS,
+        days_left=days_left,
+        category_label=lambda key: category_label(current_app.extensions["whistle.settings"].organisation, key),
     )

@@ -60,6 +60,25 @@ class Channel(enum.StrEnum):
     LETTER = "letter"
     WALK_IN = "walk_in"
     EMAIL = "email"
+    GENERAL = "general_channel"  # passed on from the general-complaints channel
+
+
+class Agency(enum.StrEnum):
+    """Where a case may be referred (MISSION.md: outside agencies)."""
+
+    NACC = "nacc"  # National Anti-Corruption Commission
+    PACC = "pacc"  # Public Sector Anti-Corruption Commission
+    SAO = "state_audit_office"
+    OMBUDSMAN = "ombudsman"
+    POLICE = "police"
+    OTHER = "other"
+
+
+class EventKind(enum.StrEnum):
+    STATUS = "status"  # a workflow step (`status` says which)
+    ASSIGNED = "assigned"  # the case was given to an officer
+    EXTENDED = "extended"  # the delay was explained to the reporter; `detail` is the new due date
+    IDENTITY_OPENED = "identity_opened"  # the reporter's confidential identity was revealed
 
 
 class Author(enum.StrEnum):
@@ -105,13 +124,20 @@ class Report(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lookup: Mapped[str] = mapped_column(String(16), unique=True)
-    channel: Mapped[Channel] = mapped_column(_enum(Channel))
-    category: Mapped[str] = mapped_column(String(64))
-    status: Mapped[Status] = mapped_column(_enum(Status))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel), index=True)
+    category: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[Status] = mapped_column(_enum(Status), index=True)
     outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome), default=None)
-    received_on: Mapped[dt.date] = mapped_column(Date)
-    ack_due: Mapped[dt.date] = mapped_column(Date)
-    resolve_due: Mapped[dt.date] = mapped_column(Date)
+    received_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    ack_due: Mapped[dt.date] = mapped_column(Date, index=True)
+    #: The current resolution deadline: moved by each explanation sent to the reporter.
+    resolve_due: Mapped[dt.date] = mapped_column(Date, index=True)
+    #: The day the case first left "received" (the acknowledgement deadline's test).
+    acknowledged_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    #: True once a resolution deadline passed with the case neither closed nor explained.
+    resolve_missed: Mapped[bool] = mapped_column(Boolean, default=False)
+    referred_to: Mapped[Agency | None] = mapped_column(_enum(Agency), default=None)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), default=None, index=True)
     #: The day the case was closed; the retention period counts from it (None while open).
     closed_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
     #: The day retention wiped the case (retention.py): its secret columns are then empty
@@ -125,7 +151,11 @@ class Report(Base):
     code_verifier: Mapped[bytes] = mapped_column(LargeBinary(32))
     reporter_public_key: Mapped[bytes] = mapped_column(LargeBinary(1216))
     content: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The reporter's name and contact, if they chose to give them confidentially: sealed
+    #: apart from the tip, opened only after a supervisor approved a stated reason.
+    identity: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 
+    assignee: Mapped[Account | None] = relationship()
     events: Mapped[list[StatusEvent]] = relationship(
         back_populates="report", cascade="all, delete-orphan", order_by="StatusEvent.id"
     )
@@ -135,30 +165,42 @@ class Report(Base):
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="report", cascade="all, delete-orphan", order_by="Attachment.id"
     )
+    notes: Mapped[list[Note]] = relationship(back_populates="report", cascade="all, delete-orphan", order_by="Note.id")
+    identity_requests: Mapped[list[IdentityRequest]] = relationship(
+        back_populates="report", cascade="all, delete-orphan", order_by="IdentityRequest.id"
+    )
 
 
 class StatusEvent(Base):
-    """A step of the workflow and the date it happened."""
+    """A dated event of the case's timeline: a workflow step, an assignment, a new deadline
+    explained to the reporter. `detail` holds no content (an agency, an outcome, a date)."""
 
     __tablename__ = "status_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[EventKind] = mapped_column(_enum(EventKind), default=EventKind.STATUS)
     status: Mapped[Status] = mapped_column(_enum(Status))
     on: Mapped[dt.date] = mapped_column(Date)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), default=None)
+    detail: Mapped[str | None] = mapped_column(String(64), default=None)
 
     report: Mapped[Report] = relationship(back_populates="events")
+    actor: Mapped[Account | None] = relationship()
 
 
 class Message(Base):
     """One message of the case's conversation, sealed to the officers, the recovery key and
-    the reporter's own key."""
+    the reporter's own key. An officer's message that explains a delay has `explains`."""
 
     __tablename__ = "messages"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
     author: Mapped[Author] = mapped_column(_enum(Author))
+    #: The officer who wrote it (None for the reporter's); the reporter never sees it.
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), default=None)
+    explains: Mapped[bool] = mapped_column(Boolean, default=False)
     created_on: Mapped[dt.date] = mapped_column(Date)
     body: Mapped[bytes] = mapped_column(LargeBinary)
 
@@ -183,6 +225,43 @@ class Attachment(Base):
 
     report: Mapped[Report] = relationship(back_populates="attachments")
     message: Mapped[Message | None] = relationship(back_populates="attachments")
+
+
+class Note(Base):
+    """An officer's internal note on a case, sealed to the officers and the recovery key only."""
+
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), default=None)
+    created_on: Mapped[dt.date] = mapped_column(Date)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+    report: Mapped[Report] = relationship(back_populates="notes")
+    author: Mapped[Account | None] = relationship()
+
+
+class IdentityRequest(Base):
+    """An officer's request to open a reporter's confidential identity, and the decision.
+
+    The reason is the officer's own words, shown to the supervisor who decides; it must not
+    quote the tip (the form says so), since supervisors never read content.
+    """
+
+    __tablename__ = "identity_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    requested_by: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    requested_on: Mapped[dt.date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), default=None)
+    decided_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    approved: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    revealed_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
+
+    report: Mapped[Report] = relationship(back_populates="identity_requests")
 
 
 class Account(Base):

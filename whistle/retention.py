@@ -91,8 +91,8 @@ def _wipe(session: Session, ids: list[int], today: dt.date) -> list[str]:
     )
     for report in session.scalars(select(Report).where(Report.id.in_(ids))):
         report.lookup = f"x{report.id}"  # digits only in a code: no code can find it again
-        for column in REPORT_SEALED_COLUMNS:
-            setattr(report, column, b"")
+        for column, emptied in REPORT_SEALED_COLUMNS.items():
+            setattr(report, column, emptied)
         report.code_salt = b""
         report.code_verifier = b""
         report.reporter_public_key = b""

@@ -86,6 +86,7 @@ def _require_sign_in():
 
 def init_app(app: Flask) -> None:
     from .auth import bp as auth_bp
+    from .cases import bp as cases_bp
     from .views import bp as views_bp
 
     app.config["SESSION_COOKIE_NAME"] = "whistle_officer"
@@ -94,4 +95,5 @@ def init_app(app: Flask) -> None:
     CSRFProtect(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(views_bp)
+    app.register_blueprint(cases_bp)
     app.before_request(_require_sign_in)

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    MultipleFileField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
 from ..accounts import MAX_PASSPHRASE, MIN_PASSPHRASE
 
@@ -37,3 +46,32 @@ class EnrolForm(FlaskForm):
 
 class SignOutForm(FlaskForm):
     pass
+
+
+class StepForm(FlaskForm):
+    """One workflow step. The page offers each allowed step as its own button."""
+
+    status = HiddenField(validators=[DataRequired()])
+    agency = SelectField(_l("Refer to"), validate_choice=False)
+    outcome = SelectField(_l("Outcome"), validate_choice=False)
+
+
+class AssignForm(FlaskForm):
+    assignee = SelectField(_l("Officer in charge"), validate_choice=False)
+
+
+class NoteForm(FlaskForm):
+    text = TextAreaField(
+        _l("Internal note (only officers can read it)"),
+        validators=[DataRequired(_l("Please fill in this field.")), Length(max=10_000)],
+    )
+
+
+class MessageForm(FlaskForm):
+    text = TextAreaField(
+        _l("Message to the reporter"),
+        validators=[DataRequired(_l("Please fill in this field.")), Length(max=10_000)],
+    )
+    files = MultipleFileField(_l("Files (optional)"))
+    explains = BooleanField(_l("This message explains why the case needs more time"))
+    new_due = DateField(_l("Next deadline for resolving the case"), validators=[Optional()])

@@ -102,6 +102,21 @@ class TestKeyVectors:
         digest = hashlib.sha256(bytes.fromhex(doc["key_id_label"] + k["mlkem_public"] + k["x25519_public"])).digest()
         assert digest[:16].hex() == k["key_id"]
 
+    def test_keys_part_lengths_are_checked(self, officer):
+        public = officer.public_key()
+        for mlkem, x in ((public.mlkem[:-1], public.x25519), (public.mlkem, public.x25519 + b"\x00"), (public.mlkem, b"")):
+            with pytest.raises(ValueError):
+                crypto.PublicKey(mlkem, x)
+        for seed, x in ((officer.mlkem_seed[:-1], officer.x25519), (officer.mlkem_seed, officer.x25519[:-1]), (officer.mlkem_seed + b"\x00", officer.x25519)):
+            with pytest.raises(ValueError):
+                crypto.PrivateKey(seed, x)
+        for raw in (public.to_bytes()[:-1], public.to_bytes() + b"\x00"):
+            with pytest.raises(ValueError):
+                crypto.PublicKey.from_bytes(raw)
+        for raw in (officer.unsafe_to_bytes()[:-1], officer.unsafe_to_bytes() + b"\x00"):
+            with pytest.raises(ValueError):
+                crypto.PrivateKey.from_bytes(raw)
+
     def test_keys_bytes_round_trip(self, officer):
         assert crypto.PrivateKey.from_bytes(officer.unsafe_to_bytes()) == officer
         public = officer.public_key()
@@ -407,6 +422,13 @@ class TestEnvelope:
         with pytest.raises(crypto.OpenError):
             crypto.open_sealed(env[:cut], officer)
 
+    def test_envelope_truncated_at_every_length_gives_open_error(self, officer, both):
+        """Cut anywhere, inside the nonce included: always `OpenError`, never another error."""
+        env = crypto.seal(b"short tip", both)
+        for cut in range(len(env)):
+            with pytest.raises(crypto.OpenError):
+                crypto.open_sealed(env[:cut], officer)
+
     def test_envelope_extended_gives_open_error(self, officer):
         env = crypto.seal(b"short tip", [officer.public_key()])
         with pytest.raises(crypto.OpenError):
@@ -560,6 +582,23 @@ class TestFileStream:
         sealer.close()  # idempotent
         with pytest.raises(ValueError):
             sealer.write(b"more")
+
+    def test_file_sealer_double_close_still_opens(self, officer, both):
+        sink = io.BytesIO()
+        sealer = crypto.FileSealer(sink, both)
+        sealer.write(pattern(CHUNK + 1))
+        sealer.close()
+        sealer.close()  # must not append a second chunk flagged last
+        assert len(sink.getvalue()) == crypto.sealed_file_size(CHUNK + 1)
+        assert open_file(sink.getvalue(), sealer.wraps, officer) == pattern(CHUNK + 1)
+
+    def test_file_wraps_with_junk_appended_give_open_error(self, officer, both):
+        stream, wraps = seal_file(b"evidence", both)
+        for junk in (b"\x00", bytes(32), wraps[1:17]):
+            with pytest.raises(crypto.OpenError):
+                open_file(stream, wraps + junk, officer)
+            with pytest.raises(crypto.OpenError):
+                crypto.unwrap_data_key(wraps + junk, officer, crypto.KIND_FILE)
 
     def test_file_stream_names_no_recipient(self, officer, both):
         stream, wraps = seal_file(b"x", both)

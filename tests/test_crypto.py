@@ -20,22 +20,10 @@ from whistle import bundles, codes, create_app, crypto, db, keyring
 from whistle.models import Attachment, KeyRole, Report
 from whistle.reporter import views
 
-VECTORS = Path(__file__).parent / "vectors"
+from .crypto_support import assert_large_stream_matches, both, fixed_key, flipped, officer, outsider, pattern, recovery, vector  # noqa: F401 (fixtures)
+
 PACKAGE = Path(crypto.__file__).parent
 CHUNK = crypto.CHUNK_SIZE
-
-
-def vector(name: str) -> dict:
-    return json.loads((VECTORS / f"{name}.json").read_text("utf-8"))
-
-
-def fixed_key(name: str) -> crypto.PrivateKey:
-    k = vector("keys")["keys"][name]
-    return crypto.PrivateKey(bytes.fromhex(k["mlkem_seed"]), bytes.fromhex(k["x25519_private"]))
-
-
-def pattern(n: int) -> bytes:
-    return bytes(i % 251 for i in range(n))
 
 
 def seal_file(data: bytes, recipients, write_sizes=(CHUNK,), data_key: bytes | None = None) -> tuple[bytes, bytes]:
@@ -58,30 +46,6 @@ def seal_file(data: bytes, recipients, write_sizes=(CHUNK,), data_key: bytes | N
 
 def open_file(stream: bytes, wraps: bytes, key: crypto.PrivateKey) -> bytes:
     return b"".join(crypto.open_file_stream(io.BytesIO(stream), wraps, key))
-
-
-def flipped(data: bytes, index: int) -> bytes:
-    return data[:index] + bytes([data[index] ^ 0x01]) + data[index + 1 :]
-
-
-@pytest.fixture(scope="module")
-def officer() -> crypto.PrivateKey:
-    return fixed_key("officer")
-
-
-@pytest.fixture(scope="module")
-def recovery() -> crypto.PrivateKey:
-    return fixed_key("recovery")
-
-
-@pytest.fixture(scope="module")
-def outsider() -> crypto.PrivateKey:
-    return fixed_key("outsider")
-
-
-@pytest.fixture(scope="module")
-def both(officer, recovery) -> list[crypto.PublicKey]:
-    return [officer.public_key(), recovery.public_key()]
 
 
 # --------------------------------------------------------------------------- vectors
@@ -194,11 +158,7 @@ class TestFileVectors:
         doc = vector("file_stream")
         v = doc["large"][name]
         stream, _ = seal_file(pattern(v["plaintext_size"]), [], write_sizes=(4099,), data_key=bytes.fromhex(doc["data_key"]))
-        assert len(stream) == v["sealed_size"] == crypto.sealed_file_size(v["plaintext_size"])
-        assert hashlib.sha256(stream).hexdigest() == v["sealed_sha256"]
-        assert stream[-64:].hex() == v["sealed_tail"]
-        tags = [stream[7:][i : i + crypto.SEALED_CHUNK_SIZE][-16:].hex() for i in range(0, len(stream) - 7, crypto.SEALED_CHUNK_SIZE)]
-        assert tags == v["tags"]
+        assert_large_stream_matches(stream, v)
 
     @pytest.mark.parametrize("opener", ["officer", "recovery"])
     def test_file_vector_wraps_open_to_the_data_key(self, opener):

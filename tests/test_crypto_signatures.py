@@ -6,8 +6,6 @@ primitives themselves; every forgery or replay ends in `BadSignature`."""
 from __future__ import annotations
 
 import hashlib
-import json
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -18,38 +16,9 @@ from hypothesis import strategies as st
 
 from whistle import crypto
 
-VECTORS = Path(__file__).parent / "vectors"
+from .crypto_support import fixed_key, flipped, lp, officer, recovery, vector  # noqa: F401 (fixtures)
+
 SIG = crypto.SIGNATURE_LEN
-
-
-def vector(name: str) -> dict:
-    return json.loads((VECTORS / f"{name}.json").read_text("utf-8"))
-
-
-def fixed_key(name: str) -> crypto.PrivateKey:
-    if name == "reporter":
-        code = vector("code")
-        return crypto.PrivateKey(bytes.fromhex(code["reporter_mlkem_seed"]), bytes.fromhex(code["reporter_x25519_private"]))
-    k = vector("keys")["keys"][name]
-    return crypto.PrivateKey(bytes.fromhex(k["mlkem_seed"]), bytes.fromhex(k["x25519_private"]))
-
-
-def lp(*fields: bytes) -> bytes:
-    return b"".join(len(f).to_bytes(4, "big") + f for f in fields)
-
-
-def flipped(data: bytes, index: int) -> bytes:
-    return data[:index] + bytes([data[index] ^ 0x01]) + data[index + 1 :]
-
-
-@pytest.fixture(scope="module")
-def officer() -> crypto.PrivateKey:
-    return fixed_key("officer")
-
-
-@pytest.fixture(scope="module")
-def recovery() -> crypto.PrivateKey:
-    return fixed_key("recovery")
 
 
 @pytest.fixture(scope="module")

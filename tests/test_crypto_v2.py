@@ -8,8 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-import json
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -20,29 +18,12 @@ from hypothesis import strategies as st
 
 from whistle import crypto
 
-VECTORS = Path(__file__).parent / "vectors"
+from .crypto_support import assert_large_stream_matches, both, fixed_key, flipped, lp, officer, outsider, pattern, recovery, vector  # noqa: F401 (fixtures)
+
 CHUNK = crypto.CHUNK_SIZE
 ENTRY = crypto.WRAP_ENTRY_LEN
 HEADER_ITEM = b"whst\x02\x01\x01"
 HEADER_FILE = b"whst\x02\x01\x02"
-
-
-def vector(name: str) -> dict:
-    return json.loads((VECTORS / f"{name}.json").read_text("utf-8"))
-
-
-def fixed_key(name: str) -> crypto.PrivateKey:
-    k = vector("keys")["keys"][name]
-    return crypto.PrivateKey(bytes.fromhex(k["mlkem_seed"]), bytes.fromhex(k["x25519_private"]))
-
-
-def reporter_key() -> crypto.PrivateKey:
-    code = vector("code")
-    return crypto.PrivateKey(bytes.fromhex(code["reporter_mlkem_seed"]), bytes.fromhex(code["reporter_x25519_private"]))
-
-
-def lp(*fields: bytes) -> bytes:
-    return b"".join(len(f).to_bytes(4, "big") + f for f in fields)
 
 
 def spec_hkdf(key: bytes, info: bytes) -> bytes:
@@ -51,14 +32,6 @@ def spec_hkdf(key: bytes, info: bytes) -> bytes:
 
 def context_of(doc: dict) -> crypto.Context:
     return crypto.Context(bytes.fromhex(doc["case"]), doc["slot"])
-
-
-def pattern(n: int) -> bytes:
-    return bytes(i % 251 for i in range(n))
-
-
-def flipped(data: bytes, index: int, mask: int = 0x01) -> bytes:
-    return data[:index] + bytes([data[index] ^ mask]) + data[index + 1 :]
 
 
 def seal_file(data: bytes, recipients, context, *, data_key: bytes | None = None, writes: int = CHUNK) -> tuple[bytes, bytes]:
@@ -72,26 +45,6 @@ def seal_file(data: bytes, recipients, context, *, data_key: bytes | None = None
 
 def open_file(stream: bytes, wraps: bytes, key, context=None, **kw) -> bytes:
     return b"".join(crypto.open_file_stream(io.BytesIO(stream), wraps, key, context, **kw))
-
-
-@pytest.fixture(scope="module")
-def officer() -> crypto.PrivateKey:
-    return fixed_key("officer")
-
-
-@pytest.fixture(scope="module")
-def recovery() -> crypto.PrivateKey:
-    return fixed_key("recovery")
-
-
-@pytest.fixture(scope="module")
-def outsider() -> crypto.PrivateKey:
-    return fixed_key("outsider")
-
-
-@pytest.fixture(scope="module")
-def both(officer, recovery) -> list[crypto.PublicKey]:
-    return [officer.public_key(), recovery.public_key()]
 
 
 REPORTER_PUBLIC = bytes(range(256)) * 4 + bytes(192)  # any 1216 bytes will do for a binding
@@ -108,7 +61,7 @@ class TestContextVectors:
         doc = vector("context")
         assert bytes.fromhex(doc["case_label"]) == b"whistle v2 case"
         reporter = bytes.fromhex(doc["reporter_public_key"])
-        assert reporter == reporter_key().public_key().to_bytes()
+        assert reporter == fixed_key("reporter").public_key().to_bytes()
         for case in doc["cases"]:
             uid, channel, on = bytes.fromhex(case["uid"]), case["channel"], case["received_on"]
             expected = hashlib.sha256(lp(b"whistle v2 case", uid, reporter, channel.encode(), on.encode())).hexdigest()
@@ -166,7 +119,7 @@ class TestEnvelopeV2Vectors:
     @pytest.mark.parametrize("name", ENVELOPES_V2)
     def test_envelope_v2_vector_opens_for_every_listed_recipient_in_its_context_only(self, name, outsider):
         v = vector("envelope_v2")["vectors"][name]
-        keys = {k.key_id.hex(): k for k in (fixed_key("officer"), fixed_key("recovery"), reporter_key())}
+        keys = {k.key_id.hex(): k for k in (fixed_key("officer"), fixed_key("recovery"), fixed_key("reporter"))}
         env, context = bytes.fromhex(v["envelope"]), context_of(v["context"])
         assert not crypto.is_legacy(env)
         for key_id in v["recipients"]:
@@ -187,7 +140,7 @@ class TestEnvelopeV2Vectors:
     def test_envelope_v2_vector_signed_message_is_the_officers(self):
         v = vector("envelope_v2")["vectors"]["signed_message"]
         officer_verify = fixed_key("officer").signing_key.verify_key()
-        opened = crypto.open_signed(bytes.fromhex(v["envelope"]), reporter_key(), context_of(v["context"]), [officer_verify])
+        opened = crypto.open_signed(bytes.fromhex(v["envelope"]), fixed_key("reporter"), context_of(v["context"]), [officer_verify])
         assert opened.plaintext.hex() == v["signed_payload"] and opened.signer == officer_verify
 
 
@@ -219,11 +172,7 @@ class TestFileV2Vectors:
         v = doc["large"][name]
         stream, _ = seal_file(pattern(v["plaintext_size"]), [fixed_key("officer").public_key()], TIP_A,
                               data_key=bytes.fromhex(doc["data_key"]), writes=4099)
-        assert len(stream) == v["sealed_size"] == crypto.sealed_file_size(v["plaintext_size"])
-        assert hashlib.sha256(stream).hexdigest() == v["sealed_sha256"]
-        assert stream[-64:].hex() == v["sealed_tail"]
-        tags = [stream[7:][i : i + crypto.SEALED_CHUNK_SIZE][-16:].hex() for i in range(0, len(stream) - 7, crypto.SEALED_CHUNK_SIZE)]
-        assert tags == v["tags"]
+        assert_large_stream_matches(stream, v)
 
     @pytest.mark.parametrize("opener", ["officer", "recovery"])
     def test_file_v2_vector_wraps_open_in_their_context(self, opener):

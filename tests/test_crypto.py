@@ -20,22 +20,10 @@ from whistle import bundles, codes, create_app, crypto, db, keyring
 from whistle.models import Attachment, KeyRole, Report
 from whistle.reporter import views
 
-VECTORS = Path(__file__).parent / "vectors"
+from .crypto_support import assert_large_stream_matches, both, fixed_key, flipped, officer, outsider, pattern, recovery, vector  # noqa: F401 (fixtures)
+
 PACKAGE = Path(crypto.__file__).parent
 CHUNK = crypto.CHUNK_SIZE
-
-
-def vector(name: str) -> dict:
-    return json.loads((VECTORS / f"{name}.json").read_text("utf-8"))
-
-
-def fixed_key(name: str) -> crypto.PrivateKey:
-    k = vector("keys")["keys"][name]
-    return crypto.PrivateKey(bytes.fromhex(k["mlkem_seed"]), bytes.fromhex(k["x25519_private"]))
-
-
-def pattern(n: int) -> bytes:
-    return bytes(i % 251 for i in range(n))
 
 
 def seal_file(data: bytes, recipients, write_sizes=(CHUNK,), data_key: bytes | None = None) -> tuple[bytes, bytes]:
@@ -60,30 +48,6 @@ def open_file(stream: bytes, wraps: bytes, key: crypto.PrivateKey) -> bytes:
     return b"".join(crypto.open_file_stream(io.BytesIO(stream), wraps, key))
 
 
-def flipped(data: bytes, index: int) -> bytes:
-    return data[:index] + bytes([data[index] ^ 0x01]) + data[index + 1 :]
-
-
-@pytest.fixture(scope="module")
-def officer() -> crypto.PrivateKey:
-    return fixed_key("officer")
-
-
-@pytest.fixture(scope="module")
-def recovery() -> crypto.PrivateKey:
-    return fixed_key("recovery")
-
-
-@pytest.fixture(scope="module")
-def outsider() -> crypto.PrivateKey:
-    return fixed_key("outsider")
-
-
-@pytest.fixture(scope="module")
-def both(officer, recovery) -> list[crypto.PublicKey]:
-    return [officer.public_key(), recovery.public_key()]
-
-
 # --------------------------------------------------------------------------- vectors
 
 
@@ -101,6 +65,21 @@ class TestKeyVectors:
         k = doc["keys"]["officer"]
         digest = hashlib.sha256(bytes.fromhex(doc["key_id_label"] + k["mlkem_public"] + k["x25519_public"])).digest()
         assert digest[:16].hex() == k["key_id"]
+
+    def test_keys_part_lengths_are_checked(self, officer):
+        public = officer.public_key()
+        for mlkem, x in ((public.mlkem[:-1], public.x25519), (public.mlkem, public.x25519 + b"\x00"), (public.mlkem, b"")):
+            with pytest.raises(ValueError):
+                crypto.PublicKey(mlkem, x)
+        for seed, x in ((officer.mlkem_seed[:-1], officer.x25519), (officer.mlkem_seed, officer.x25519[:-1]), (officer.mlkem_seed + b"\x00", officer.x25519)):
+            with pytest.raises(ValueError):
+                crypto.PrivateKey(seed, x)
+        for raw in (public.to_bytes()[:-1], public.to_bytes() + b"\x00"):
+            with pytest.raises(ValueError):
+                crypto.PublicKey.from_bytes(raw)
+        for raw in (officer.unsafe_to_bytes()[:-1], officer.unsafe_to_bytes() + b"\x00"):
+            with pytest.raises(ValueError):
+                crypto.PrivateKey.from_bytes(raw)
 
     def test_keys_bytes_round_trip(self, officer):
         assert crypto.PrivateKey.from_bytes(officer.unsafe_to_bytes()) == officer
@@ -179,11 +158,7 @@ class TestFileVectors:
         doc = vector("file_stream")
         v = doc["large"][name]
         stream, _ = seal_file(pattern(v["plaintext_size"]), [], write_sizes=(4099,), data_key=bytes.fromhex(doc["data_key"]))
-        assert len(stream) == v["sealed_size"] == crypto.sealed_file_size(v["plaintext_size"])
-        assert hashlib.sha256(stream).hexdigest() == v["sealed_sha256"]
-        assert stream[-64:].hex() == v["sealed_tail"]
-        tags = [stream[7:][i : i + crypto.SEALED_CHUNK_SIZE][-16:].hex() for i in range(0, len(stream) - 7, crypto.SEALED_CHUNK_SIZE)]
-        assert tags == v["tags"]
+        assert_large_stream_matches(stream, v)
 
     @pytest.mark.parametrize("opener", ["officer", "recovery"])
     def test_file_vector_wraps_open_to_the_data_key(self, opener):
@@ -407,6 +382,13 @@ class TestEnvelope:
         with pytest.raises(crypto.OpenError):
             crypto.open_sealed(env[:cut], officer)
 
+    def test_envelope_truncated_at_every_length_gives_open_error(self, officer, both):
+        """Cut anywhere, inside the nonce included: always `OpenError`, never another error."""
+        env = crypto.seal(b"short tip", both)
+        for cut in range(len(env)):
+            with pytest.raises(crypto.OpenError):
+                crypto.open_sealed(env[:cut], officer)
+
     def test_envelope_extended_gives_open_error(self, officer):
         env = crypto.seal(b"short tip", [officer.public_key()])
         with pytest.raises(crypto.OpenError):
@@ -560,6 +542,23 @@ class TestFileStream:
         sealer.close()  # idempotent
         with pytest.raises(ValueError):
             sealer.write(b"more")
+
+    def test_file_sealer_double_close_still_opens(self, officer, both):
+        sink = io.BytesIO()
+        sealer = crypto.FileSealer(sink, both)
+        sealer.write(pattern(CHUNK + 1))
+        sealer.close()
+        sealer.close()  # must not append a second chunk flagged last
+        assert len(sink.getvalue()) == crypto.sealed_file_size(CHUNK + 1)
+        assert open_file(sink.getvalue(), sealer.wraps, officer) == pattern(CHUNK + 1)
+
+    def test_file_wraps_with_junk_appended_give_open_error(self, officer, both):
+        stream, wraps = seal_file(b"evidence", both)
+        for junk in (b"\x00", bytes(32), wraps[1:17]):
+            with pytest.raises(crypto.OpenError):
+                open_file(stream, wraps + junk, officer)
+            with pytest.raises(crypto.OpenError):
+                crypto.unwrap_data_key(wraps + junk, officer, crypto.KIND_FILE)
 
     def test_file_stream_names_no_recipient(self, officer, both):
         stream, wraps = seal_file(b"x", both)

@@ -1,4 +1,9 @@
-"""Regenerate the known-answer vectors in this folder: `python tests/vectors/generate.py`.
+"""Regenerate the known-answer vectors in this folder: `python tests/vectors/generate.py [v1] [v2]`.
+
+`v1` writes the version 1 files (keys, code, envelope, file_stream, key_files,
+status_view, bundle), `v2` the version 2 files (context, envelope_v2, file_stream_v2,
+signatures, certificate); with no argument, both. The version 2 files use the keys of
+`keys.json` and the reporter key of `code.json` as committed.
 
 Everything that can be fixed is fixed: private keys come from fixed seed bytes, data keys
 and nonces are fixed, passphrase salts are fixed. HPKE encapsulation draws its own
@@ -74,7 +79,48 @@ def seal_fixed(plaintext: bytes, data_key: bytes, nonce: bytes, recipients, kind
     }
 
 
-def main() -> None:
+def file_streams(make_sealer) -> tuple[dict, dict]:
+    """Small streams in full and larger ones by digest, tags and tail, sealed by `make_sealer(sink)`."""
+    small = {}
+    for name, plaintext in (("empty", b""), ("one", b"\x00"), ("short", b"%PDF-1.4 evidence")):
+        sink = io.BytesIO()
+        sealer = make_sealer(sink)
+        sealer.write(plaintext)
+        sealer.close()
+        small[name] = {"plaintext": plaintext.hex(), "sealed": sink.getvalue().hex()}
+    large = {}
+    for name, size in (("chunk", crypto.CHUNK_SIZE), ("chunk_plus_one", crypto.CHUNK_SIZE + 1), ("three_chunks", 2 * crypto.CHUNK_SIZE + 100)):
+        sink = io.BytesIO()
+        sealer = make_sealer(sink)
+        sealer.write(pattern(size))
+        sealer.close()
+        sealed = sink.getvalue()
+        tags, offset = [], crypto.HEADER_LEN
+        while offset < len(sealed):
+            chunk = sealed[offset : offset + crypto.SEALED_CHUNK_SIZE]
+            tags.append(chunk[-crypto.TAG_LEN :].hex())
+            offset += len(chunk)
+        large[name] = {
+            "plaintext_size": size,
+            "sealed_size": len(sealed),
+            "sealed_sha256": hashlib.sha256(sealed).hexdigest(),
+            "tags": tags,
+            "sealed_tail": sealed[-64:].hex(),
+        }
+    return small, large
+
+
+def main(argv: list[str]) -> None:
+    which = set(argv) or {"v1", "v2"}
+    if not which <= {"v1", "v2"}:
+        raise SystemExit("usage: generate.py [v1] [v2]")
+    if "v1" in which:
+        version_1()
+    if "v2" in which:
+        version_2()
+
+
+def version_1() -> None:
     officer, recovery, outsider = fixed_key("officer"), fixed_key("recovery"), fixed_key("outsider")
     dump(
         "keys.json",
@@ -157,33 +203,7 @@ def main() -> None:
     )
 
     file_key = fixed_bytes("whistle test vector file key", 32)
-    small = {}
-    for name, plaintext in (("empty", b""), ("one", b"\x00"), ("short", b"%PDF-1.4 evidence")):
-        sink = io.BytesIO()
-        sealer = crypto.FileSealer(sink, [], data_key=file_key)
-        sealer.write(plaintext)
-        sealer.close()
-        small[name] = {"plaintext": plaintext.hex(), "sealed": sink.getvalue().hex()}
-    large = {}
-    for name, size in (("chunk", crypto.CHUNK_SIZE), ("chunk_plus_one", crypto.CHUNK_SIZE + 1), ("three_chunks", 2 * crypto.CHUNK_SIZE + 100)):
-        sink = io.BytesIO()
-        sealer = crypto.FileSealer(sink, [], data_key=file_key)
-        sealer.write(pattern(size))
-        sealer.close()
-        sealed = sink.getvalue()
-        header_len = len(crypto._fixed_header(crypto.KIND_FILE))
-        tags, offset = [], header_len
-        while offset < len(sealed):
-            chunk = sealed[offset : offset + crypto.SEALED_CHUNK_SIZE]
-            tags.append(chunk[-crypto.TAG_LEN :].hex())
-            offset += len(chunk)
-        large[name] = {
-            "plaintext_size": size,
-            "sealed_size": len(sealed),
-            "sealed_sha256": hashlib.sha256(sealed).hexdigest(),
-            "tags": tags,
-            "sealed_tail": sealed[-64:].hex(),
-        }
+    small, large = file_streams(lambda sink: crypto.FileSealer(sink, [], data_key=file_key))
     file_wraps = crypto.wrap_data_key(file_key, [officer.public_key(), recovery.public_key()], crypto.KIND_FILE)
     dump(
         "file_stream.json",
@@ -300,5 +320,177 @@ def main() -> None:
         dump("bundle.json", doc)
 
 
+def context_doc(context: crypto.Context) -> dict:
+    return {"case": context.case.hex(), "slot": context.slot, "digest": context.digest.hex()}
+
+
+def seal_fixed_v2(plaintext: bytes, name: str, recipients, context: crypto.Context) -> dict:
+    """A version 2 envelope with a fixed data key and nonce; its wraps are HPKE-random."""
+    data_key = fixed_bytes(f"whistle test vector v2 {name} data key", 32)
+    nonce = fixed_bytes(f"whistle test vector v2 {name} nonce", crypto.NONCE_LEN)
+    wraps = crypto.wrap_data_key(data_key, recipients, crypto.KIND_ITEM, context)
+    header = crypto._header(crypto.VERSION_2, crypto.KIND_ITEM)
+    return {
+        "recipients": [r.key_id.hex() for r in recipients],
+        "context": context_doc(context),
+        "plaintext": plaintext.hex(),
+        "data_key": data_key.hex(),
+        "content_key": crypto.hkdf(data_key, b"whistle v2 content key").hex(),
+        "mac_key": crypto.hkdf(data_key, b"whistle v2 wrap mac").hex(),
+        "nonce": nonce.hex(),
+        "associated_data": (header + context.digest).hex(),
+        "wraps": wraps.hex(),
+        "mac": wraps[-crypto.MAC_LEN :].hex(),
+        "envelope": crypto._seal_with(plaintext, data_key, nonce, wraps, context).hex(),
+    }
+
+
+def version_2() -> None:
+    officer, recovery = fixed_key("officer"), fixed_key("recovery")
+    code = json.loads((HERE / "code.json").read_text("utf-8"))
+    reporter = crypto.PrivateKey(bytes.fromhex(code["reporter_mlkem_seed"]), bytes.fromhex(code["reporter_x25519_private"]))
+    reporter_public = reporter.public_key().to_bytes()
+
+    uid = fixed_bytes("whistle test vector case uid", 16)
+    other_uid = fixed_bytes("whistle test vector other case uid", 16)
+    case = crypto.case_binding(uid, reporter_public, "web", "2026-11-25")
+    file_id = fixed_bytes("whistle test vector file id", 16).hex()
+    slots = ["tip", "identity", "rating", "note/1", "message/1/officer", "message/2/reporter", f"file/{file_id}/meta", f"file/{file_id}/data"]
+    dump(
+        "context.json",
+        {
+            "description": "Case bindings and context digests (version 2). `reporter_public_key` is the reporter key of "
+            "code.json. Deterministic.",
+            "case_label": b"whistle v2 case".hex(),
+            "context_label": b"whistle v2 context".hex(),
+            "reporter_public_key": reporter_public.hex(),
+            "cases": [
+                {"uid": u.hex(), "channel": ch, "received_on": on, "case": crypto.case_binding(u, reporter_public, ch, on).hex()}
+                for u, ch, on in ((uid, "web", "2026-11-25"), (other_uid, "web", "2026-11-25"), (uid, "phone", "2026-11-25"), (uid, "web", "2026-11-26"))
+            ],
+            "contexts": [context_doc(crypto.Context(case, slot)) for slot in slots],
+        },
+    )
+
+    staff = [officer.public_key(), recovery.public_key()]
+    tip = json.dumps({"what": "ปลัดเทศบาลแบ่งสัญญาก่อสร้างถนนเพื่อเลี่ยงการประกวดราคา", "evidence": ""}, ensure_ascii=False).encode()
+    meta = json.dumps({"name": "สัญญา 12-2569.pdf", "type": "application/pdf", "size": 17}).encode()
+    signed_context = crypto.Context(case, "message/1/officer")
+    signed_payload = "กรุณาส่งใบสั่งซื้อ (please send the purchase orders)".encode()
+    signature = crypto.sign_for(officer.signing_key, signed_context, signed_payload)
+    signed_inner = officer.signing_key.verify_key().key_id + signature + signed_payload
+    signed = seal_fixed_v2(signed_inner, "signed message", [*staff, reporter.public_key()], signed_context)
+    signed["signed_payload"] = signed_payload.hex()
+    dump(
+        "envelope_v2.json",
+        {
+            "description": "Envelopes v2. Encrypt direction for the content: fixed data key, nonce, wraps and context give "
+            "exactly `envelope`; the MAC is recomputed from `mac_key`. Decrypt direction for the wraps (HPKE is "
+            "randomised): each listed recipient opens `envelope` with `context` to `plaintext`. `signed_message` "
+            "holds signer key id || signature || `signed_payload` (seal_signed), signed by the officer's signing key.",
+            "header": crypto._header(crypto.VERSION_2, crypto.KIND_ITEM).hex(),
+            "wrap_info_prefix": b"whistle v2 wrap".hex(),
+            "labels": {"content_key": b"whistle v2 content key".hex(), "wrap_mac": b"whistle v2 wrap mac".hex()},
+            "vectors": {
+                "empty": seal_fixed_v2(b"", "empty", [officer.public_key()], crypto.Context(case, "note/1")),
+                "tip": seal_fixed_v2(tip, "tip", staff, crypto.Context(case, "tip")),
+                "message": seal_fixed_v2(
+                    "ผมจะส่งเอกสารเพิ่ม".encode(), "message", [*staff, reporter.public_key()], crypto.Context(case, "message/2/reporter")
+                ),
+                "file_meta": seal_fixed_v2(meta, "file meta", staff, crypto.Context(case, f"file/{file_id}/meta")),
+                "signed_message": signed,
+            },
+        },
+    )
+
+    file_key = fixed_bytes("whistle test vector v2 file key", 32)
+    small, large = file_streams(lambda sink: crypto.FileSealer(sink, data_key=file_key))
+    file_context = crypto.Context(case, f"file/{file_id}/data")
+    file_wraps = crypto.wrap_data_key(file_key, staff, crypto.KIND_FILE, file_context)
+    dump(
+        "file_stream_v2.json",
+        {
+            "description": "File streams v2 under a fixed data key (encrypt direction; chunks under `content_key`), and a "
+            "version 2 wrap block of kind file for `context` that the officer and recovery keys open to that data key "
+            "(decrypt direction). Large plaintexts are `pattern`: byte i is i mod 251.",
+            "header": crypto._header(crypto.VERSION_2, crypto.KIND_FILE).hex(),
+            "chunk_size": crypto.CHUNK_SIZE,
+            "data_key": file_key.hex(),
+            "content_key": crypto.hkdf(file_key, b"whistle v2 content key").hex(),
+            "mac_key": crypto.hkdf(file_key, b"whistle v2 wrap mac").hex(),
+            "context": context_doc(file_context),
+            "wraps": file_wraps.hex(),
+            "mac": file_wraps[-crypto.MAC_LEN :].hex(),
+            "small": small,
+            "large": large,
+        },
+    )
+
+    def signing_doc(key: crypto.PrivateKey) -> dict:
+        verify = key.signing_key.verify_key()
+        return {
+            "signing_seed": crypto.hkdf(key.unsafe_to_bytes(), b"whistle v2 signing key", 64).hex(),
+            "ed25519_public": verify.ed25519.hex(),
+            "mldsa_public": verify.mldsa.hex(),
+            "verify_key_id": verify.key_id.hex(),
+        }
+
+    label = b"whistle test vector label"
+    message = "ข้อความทดสอบ".encode()
+    officer_verify = officer.signing_key.verify_key()
+    plain_signature = officer.signing_key.sign(message, label=label)
+    item_payload = b"Please come to the town hall on Monday."
+    item_context = crypto.Context(case, "message/1/officer")
+    dump(
+        "signatures.json",
+        {
+            "description": "Hybrid signatures (Ed25519 + ML-DSA-65). Signing keys derive from the private keys of keys.json "
+            "(deterministic). The Ed25519 half of each signature is deterministic (both directions); ML-DSA-65 signing "
+            "is randomised, so its half is checked in the verify direction only.",
+            "labels": {
+                "signing_key": b"whistle v2 signing key".hex(),
+                "verify_key_id": b"whistle v2 verify key id".hex(),
+                "signature": b"whistle v2 signature".hex(),
+                "signed_item": b"whistle v2 signed item".hex(),
+            },
+            "keys": {"officer": signing_doc(officer), "recovery": signing_doc(recovery), "reporter": signing_doc(reporter)},
+            "signature": {
+                "signer": "officer",
+                "label": label.hex(),
+                "message": message.hex(),
+                "to_be_signed": crypto._to_be_signed(officer_verify.key_id, label, message).hex(),
+                "signature": plain_signature.hex(),
+            },
+            "signed_item": {
+                "signer": "officer",
+                "context": context_doc(item_context),
+                "payload": item_payload.hex(),
+                "to_be_signed": crypto._to_be_signed(
+                    officer_verify.key_id, crypto.SIGNED_ITEM_LABEL, item_context.digest + item_payload
+                ).hex(),
+                "signature": crypto.sign_for(officer.signing_key, item_context, item_payload).hex(),
+            },
+        },
+    )
+
+    certificate = crypto.certify(
+        recovery.signing_key, officer.public_key(), officer_verify, "officer", "officer-1", "2026-11-25"
+    )
+    dump(
+        "certificate.json",
+        {
+            "description": "The recovery key certifies the officer key. `body` is deterministic; the certificate is body || "
+            "the recovery key's hybrid signature (its Ed25519 half deterministic, its ML-DSA half checked by verifying).",
+            "anchor": recovery.signing_key.verify_key().to_bytes().hex(),
+            "subject": {"public_key": officer.public_key().to_bytes().hex(), "verify_key": officer_verify.to_bytes().hex()},
+            "role": "officer",
+            "label": "officer-1",
+            "issued_on": "2026-11-25",
+            "body": certificate[: -crypto.SIGNATURE_LEN].hex(),
+            "certificate": certificate.hex(),
+        },
+    )
+
+
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -8,7 +8,8 @@
 #                                        taken with SQLite's online backup API (safe while
 #                                        the service runs)
 #   blobs/                               the sealed files
-#   public-keys/                         one .pub file per registered key, and list.txt
+#   public-keys/                         one .pub file per registered key, and list.txt;
+#                                        the trust anchor and the audit trail's anchors
 #   config-public.toml                   the settings, without secret_key and the URLs
 #   FORMAT, MANIFEST.sha256              SHA-256 of every other file (sha256sum format)
 # It never holds a private key or the secret key: tips are sealed to the officers' and

@@ -44,6 +44,7 @@ trap 'exit 130' INT TERM
 
 "$py" -m whistle.backup unpack "$archive" "$stage"
 "$py" -m whistle.backup init-config "$stage/config-public.toml"
+"$py" -m whistle.backup instance-files "$stage/public-keys"
 settings=$("$py" -m whistle.backup settings)
 eval "$settings"
 

@@ -162,8 +162,7 @@ def make_app(instance, database_url, clock, wallclock, secret_key, officer_key, 
             db.create_schema()
             session = db.session()
             if not keyring.active_keys(session):
-                for key, role, label in ((officer_key, KeyRole.OFFICER, "officer-1"), (recovery_key, KeyRole.RECOVERY, "recovery")):
-                    keyring.register(session, keyring.KeyInfo(role, label, key.public_key()), clock())
+                install_keys(app, session, officer_key, recovery_key, clock())
                 session.commit()
         made.append(app)
         return app
@@ -171,6 +170,17 @@ def make_app(instance, database_url, clock, wallclock, secret_key, officer_key, 
     yield _make
     for app in made:
         app.extensions["whistle.engine"].dispose()
+
+
+def install_keys(app, session, officer_key, recovery_key, today) -> None:
+    """What `whistle init` does for keys: pin the recovery key as the anchor, register it,
+    and have it certify the officer key."""
+    from whistle.extensions import trust_of
+
+    keyring.write_anchor(app.extensions["whistle.settings"].instance_path / keyring.ANCHOR_FILE, recovery_key)
+    verify = recovery_key.signing_key.verify_key()
+    keyring.register(session, keyring.KeyInfo(KeyRole.RECOVERY, "recovery", recovery_key.public_key(), verify), today)
+    keyring.certify(session, trust_of(app), officer_key, recovery_key, "officer-1", today)
 
 
 @pytest.fixture
@@ -332,3 +342,42 @@ class OfficerBrowser:
 @pytest.fixture
 def officer_browser(officer_app, wallclock) -> OfficerBrowser:
     return OfficerBrowser(officer_app.test_client(), wallclock)
+
+
+# --------------------------------------------------------------------------- sealed items
+
+
+def officer_says(app, case_id: int, text: str, officer_key) -> None:
+    """An officer's message, signed and sealed as the workspace stores one."""
+    from whistle import intake
+    from whistle.extensions import trust_of
+    from whistle.models import Author
+
+    with app.app_context():
+        intake.add_message(
+            db.session(), app.extensions["whistle.blobs"], trust_of(app), case_id, Author.OFFICER, text, [],
+            app.extensions["whistle.clock"](), signing_key=officer_key.signing_key,
+        )
+
+
+def message_text(report, message, key) -> str:
+    """A message's text as an officer reads it (signature not checked here)."""
+    from whistle import items
+
+    opened = items.open_message(report, message, key, None)
+    if not opened.readable:
+        raise crypto.OpenError()
+    return opened.text
+
+
+def file_plaintext(app, report, attachment, key) -> bytes:
+    from whistle import items
+
+    with app.extensions["whistle.blobs"].open(attachment.blob_name) as sealed:
+        return b"".join(crypto.open_file_stream(sealed, attachment.wraps, key, items.file_context(report, attachment)))
+
+
+def file_meta(report, attachment, key):
+    from whistle import items
+
+    return items.open_file_meta(report, attachment, key, items.parent_slot(attachment.message))

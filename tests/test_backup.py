@@ -23,9 +23,9 @@ from sqlalchemy.engine import make_url
 from whistle import PROJECT_ROOT, create_app, crypto, db, keyring
 from whistle.cli import main as cli
 from whistle.models import Author, KeyRole, Report
-from whistle.intake import add_message, read_tip
+from whistle.intake import read_tip
 
-from .conftest import CHEAP_COST, POSTGRES_URL, Reporter, postgres_reachable
+from .conftest import CHEAP_COST, POSTGRES_URL, Reporter, file_meta, file_plaintext, install_keys, message_text, officer_says, postgres_reachable
 
 DEPLOY = PROJECT_ROOT / "deploy"
 
@@ -57,16 +57,15 @@ def _app(instance: Path):
 class Submitted:
     """A tip with a file, an officer's question and the reporter's answer, all marked."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, officer_key) -> None:
         tag = secrets.token_hex(8)
         self.tip = f"TIP-MARKER-{tag} the clerk took cash"
         self.file = f"FILE-MARKER-{tag}".encode() * 3000  # over one 64 KiB chunk
         self.question = f"QUESTION-MARKER-{tag}"
         self.code = Reporter(app.test_client()).submit_ok(what=self.tip, files=[(io.BytesIO(self.file), "proof.pdf")])
         with app.app_context():
-            report = db.session().scalars(select(Report)).one()
-            add_message(db.session(), app.extensions["whistle.blobs"], report.id, Author.OFFICER, self.question, [],
-                        app.extensions["whistle.clock"]())
+            report_id = db.session().scalars(select(Report.id)).one()
+        officer_says(app, report_id, self.question, officer_key)
 
     def plaintexts(self) -> list[bytes]:
         digits = self.code.replace(" ", "")
@@ -78,10 +77,9 @@ class Submitted:
             report = db.session().scalars(select(Report)).one()
             assert read_tip(report, key)["what"] == self.tip
             (attachment,) = report.attachments
-            with app.extensions["whistle.blobs"].open(attachment.blob_name) as fh:
-                assert b"".join(crypto.open_file_stream(fh, attachment.wraps, key)) == self.file
-            assert b'"proof.pdf"' in crypto.open_sealed(attachment.meta, key)
-            assert crypto.open_sealed(report.messages[0].body, key) == self.question.encode()
+            assert file_plaintext(app, report, attachment, key) == self.file
+            assert file_meta(report, attachment, key).name == "proof.pdf"
+            assert message_text(report, report.messages[0], key) == self.question
         # the reporter's code still opens the case, although the secret key is new
         assert Reporter(app.test_client()).open_case(self.code).status_code == 303
 
@@ -114,7 +112,7 @@ def sqlite_instance(tmp_path):
 def test_sqlite_backup_and_restore(sqlite_instance, tmp_path):
     src, officer, private = sqlite_instance
     app = _app(src)
-    tip = Submitted(app)
+    tip = Submitted(app, officer)
     secret_key = app.config["SECRET_KEY"]
 
     # back up while the service holds a write lock with an uncommitted change
@@ -169,9 +167,9 @@ def _sha256(path: Path) -> str:
 
 
 def test_tampered_archive_is_refused(sqlite_instance, tmp_path):
-    src, _officer, _private = sqlite_instance
+    src, officer, _private = sqlite_instance
     app = _app(src)
-    Submitted(app)
+    Submitted(app, officer)
     app.extensions["whistle.engine"].dispose()
     archive = _backup(src, tmp_path / "backups")
 
@@ -251,10 +249,9 @@ def test_postgresql_backup_and_restore(pg_databases, tmp_path, officer_key, reco
     app.config["TESTING"] = True
     with app.app_context():
         db.create_schema()
-        for key, role, label in ((officer_key, KeyRole.OFFICER, "officer-1"), (recovery_key, KeyRole.RECOVERY, "recovery")):
-            keyring.register(db.session(), keyring.KeyInfo(role, label, key.public_key()), app.extensions["whistle.clock"]())
+        install_keys(app, db.session(), officer_key, recovery_key, app.extensions["whistle.clock"]())
         db.session().commit()
-    tip = Submitted(app)
+    tip = Submitted(app, officer_key)
     app.extensions["whistle.engine"].dispose()
 
     archive = _backup(src, tmp_path / "backups")

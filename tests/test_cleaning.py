@@ -16,6 +16,8 @@ from whistle import crypto, db  # noqa: E402
 from whistle.cleaning import JPEG_MAGIC, PNG_MAGIC, MetadataCleaner  # noqa: E402
 from whistle.models import Report  # noqa: E402
 
+from .conftest import file_meta, file_plaintext  # noqa: E402
+
 GPS_MARK = "MARKGPS-Khon-Kaen-16.43N"
 CAMERA_MARK = "MARKCAMERA-SN-0042"
 
@@ -104,9 +106,8 @@ def test_submitted_photo_stored_without_metadata_and_reporter_told(app, reporter
     with app.app_context():
         report = db.session().query(Report).one()
         photo, memo = report.attachments
-        with store.open(photo.blob_name) as sealed:
-            plain = b"".join(crypto.open_file_stream(sealed, photo.wraps, officer_key))
-        meta = json.loads(crypto.open_sealed(photo.meta, officer_key))
+        plain = file_plaintext(app, report, photo, officer_key)
+        meta = file_meta(report, photo, officer_key)
     assert GPS_MARK.encode() not in plain and CAMERA_MARK.encode() not in plain
-    assert meta["cleaned"] == "jpeg" and meta["size"] == len(plain)
+    assert meta.cleaned == "jpeg" and meta.size == len(plain)
     assert _pixels(plain) == _pixels(_jpeg_with_metadata())

@@ -25,21 +25,35 @@ def test_no_recipient_keys_refuses_to_start(tmp_path):
     app = create_app({"instance_path": tmp_path, "secret_key": "k" * 40, "database_url": url}, require_recipients=False)
     with app.app_context():
         Base.metadata.create_all(db.engine())
-    with pytest.raises(ConfigError, match="no active officer and no active recovery public key"):
+    with pytest.raises(ConfigError, match="no trust anchor at .*trust-anchor.json .*whistle keys anchor"):
         create_app({"instance_path": tmp_path, "secret_key": "k" * 40, "database_url": url})
 
 
-def test_missing_recovery_key_named(make_app, instance, database_url):
+def test_missing_anchor_named(make_app, instance, database_url):
+    make_app()
+    (instance / "trust-anchor.json").unlink()
+    with pytest.raises(ConfigError, match="no trust anchor"):
+        create_app({"instance_path": instance, "secret_key": "k" * 40, "database_url": database_url})
+
+
+def test_officer_key_without_certificate_does_not_count(make_app, instance, database_url):
     app = make_app()
-    from whistle import keyring
-    from whistle.models import KeyRole, RecipientKey
+    from whistle.models import RecipientKey
 
     with app.app_context():
-        session = db.session()
-        recovery = session.query(RecipientKey).filter_by(role=KeyRole.RECOVERY).one()
-        keyring.retire(session, recovery.key_id.hex(), recovery.created_on, allow_last=True)
-        session.commit()
-    with pytest.raises(ConfigError, match="no active recovery public key"):
+        for row in db.session().query(RecipientKey).filter(RecipientKey.certificate.is_not(None)):
+            row.certificate = None
+        db.session().commit()
+    with pytest.raises(ConfigError, match="no active officer key with a certificate from the recovery key"):
+        create_app({"instance_path": instance, "secret_key": "k" * 40, "database_url": database_url})
+
+
+def test_anchor_of_another_recovery_key_voids_the_certificates(make_app, instance, database_url):
+    from whistle import crypto, keyring
+
+    make_app()
+    keyring.write_anchor(instance / "trust-anchor.json", crypto.PrivateKey.generate())
+    with pytest.raises(ConfigError, match="no active officer key with a certificate"):
         create_app({"instance_path": instance, "secret_key": "k" * 40, "database_url": database_url})
 
 

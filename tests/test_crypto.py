@@ -490,29 +490,40 @@ class TestRewrap:
             open_file(stream, new, recovery)
 
     def test_rewrap_all_changes_only_the_wraps(self, app, reporter, officer_key, recovery_key, clock):
+        from whistle.extensions import trust_of
+        from whistle.intake import read_tip
+
+        from .conftest import file_meta, file_plaintext
+
         reporter.submit_ok(files=[(io.BytesIO(pattern(CHUNK + 5)), "scan.pdf")])
         newcomer = crypto.PrivateKey.generate()
+
+        def body(envelope: bytes) -> bytes:
+            return envelope[7 + crypto.wrap_block_len(envelope[7:8], crypto.VERSION_2) :]
+
         with app.app_context():
             session = db.session()
             report = session.query(Report).one()
-            body_before = report.content[7 + crypto.wrap_block_len(report.content[7:8]) :]
+            body_before = body(report.content)
             blob = app.extensions["whistle.blobs"].open(session.query(Attachment).one().blob_name).read()
-            keyring.register(session, keyring.KeyInfo(KeyRole.OFFICER, "officer-2", newcomer.public_key()), clock())
+            keyring.certify(session, trust_of(app), newcomer, recovery_key, "officer-2", clock())
             keyring.retire(session, officer_key.key_id.hex(), clock())
-            assert keyring.rewrap_all(session, officer_key) == 2
+            assert keyring.rewrap_all(session, trust_of(app), officer_key) == 2
             session.commit()
             report = session.query(Report).one()
             attachment = session.query(Attachment).one()
-            assert report.content[7 + crypto.wrap_block_len(report.content[7:8]) :] == body_before
+            assert body(report.content) == body_before
             assert app.extensions["whistle.blobs"].open(attachment.blob_name).read() == blob
             assert set(crypto.envelope_recipients(report.content)) == {newcomer.key_id, recovery_key.key_id}
-            assert json.loads(crypto.open_sealed(report.content, newcomer))["what"]
-            assert open_file(blob, attachment.wraps, newcomer) == pattern(CHUNK + 5)
-            for item in (report.content, attachment.meta):
-                with pytest.raises(crypto.OpenError):
-                    crypto.open_sealed(item, officer_key)
+            assert read_tip(report, newcomer)["what"]
+            assert file_plaintext(app, report, attachment, newcomer) == pattern(CHUNK + 5)
+            assert file_meta(report, attachment, newcomer).name == "scan.pdf"
             with pytest.raises(crypto.OpenError):
-                open_file(blob, attachment.wraps, officer_key)
+                read_tip(report, officer_key)
+            with pytest.raises(crypto.OpenError):
+                file_meta(report, attachment, officer_key)
+            with pytest.raises(crypto.OpenError):
+                file_plaintext(app, report, attachment, officer_key)
 
 
 # --------------------------------------------------------------------------- file streams

@@ -45,8 +45,8 @@ class Instance:
         self.officer_key = self.path / "private-keys" / "officer-1.key"
         self.recovery_key = self.recovery_dir / "recovery.key"
 
-    def run(self, *args: str, passphrase: str | None = None, ok: bool = True):
-        env = {"WHISTLE_PASSPHRASE": passphrase} if passphrase else {"WHISTLE_PASSPHRASE": ""}
+    def run(self, *args: str, passphrase: str | None = None, ok: bool = True, recovery_passphrase: str | None = None):
+        env = {"WHISTLE_PASSPHRASE": passphrase or "", "WHISTLE_RECOVERY_PASSPHRASE": recovery_passphrase or ""}
         result = self.runner.invoke(main, list(args), env=env, catch_exceptions=False)
         if ok:
             assert result.exit_code == 0, result.output
@@ -54,6 +54,11 @@ class Instance:
 
     def keys(self, *args: str, **kw):
         return self.run("keys", *args, "--instance", str(self.path), **kw)
+
+    def certify(self, key_file: Path, passphrase: str):
+        """The recovery key vouches for an officer key, as keys/README.md has IT staff do."""
+        return self.keys("certify", "--key", str(key_file), "--recovery-key", str(self.recovery_key),
+                         passphrase=passphrase, recovery_passphrase=self.recovery_pass)
 
     def submit(self, files: dict[str, bytes] | None = None) -> str:
         app = create_app({"instance_path": self.path, "code_cost": CodeCost(1, 256, 1)})
@@ -169,8 +174,9 @@ class TestKeys:
             assert base64.urlsafe_b64encode(part).decode() not in text
         assert doc["public_key"] == base64.b64encode(known.public_key().to_bytes()).decode()
         assert doc["key_id"] == known.key_id.hex()
+        assert doc["verify_key"] == base64.b64encode(known.signing_key.verify_key().to_bytes()).decode()
         assert doc["kdf"]["name"] == "argon2id" and set(doc) == {
-            "format", "version", "role", "label", "key_id", "public_key", "kdf", "sealed"
+            "format", "version", "role", "label", "key_id", "public_key", "verify_key", "kdf", "sealed"
         }
 
     def test_keys_retire_unknown_key_fails_clearly(self, inst):
@@ -192,7 +198,8 @@ class TestCases:
         inst.submit(FILES)
         listing = inst.run("case", "list", "--instance", str(inst.path)).output
         assert "procurement" in listing and TIP_TEXT not in listing
-        inst.run("case", "message", "1", "--text", "Please send the purchase orders.", "--instance", str(inst.path))
+        inst.run("case", "message", "1", "--text", "Please send the purchase orders.", "--key", str(inst.officer_key),
+                 "--instance", str(inst.path), passphrase=inst.officer_pass)
         bundle = inst.export("case-1.zip")
         assert TIP_TEXT.encode() not in bundle.read_bytes()
         result = inst.decrypt(bundle, inst.officer_key, inst.officer_pass, "out")
@@ -243,6 +250,7 @@ class TestRotation:
     def test_rewrap_gives_new_officer_access_to_existing_case(self, inst):
         inst.submit(FILES)
         inst.keys("new-officer", "--label", "officer-2", "--out", str(inst.root / "officer-2.key"), passphrase=PASS_2)
+        inst.certify(inst.root / "officer-2.key", PASS_2)
         before = inst.export("before.zip")
         refused = inst.decrypt(before, inst.root / "officer-2.key", PASS_2, "out-before", ok=False)
         assert refused.exit_code != 0
@@ -254,6 +262,7 @@ class TestRotation:
     def test_retire_and_rewrap_remove_access_to_existing_case(self, inst):
         inst.submit(FILES)
         inst.keys("new-officer", "--label", "officer-2", "--out", str(inst.root / "officer-2.key"), passphrase=PASS_2)
+        inst.certify(inst.root / "officer-2.key", PASS_2)
         old_copy = inst.export("old-copy.zip")
         inst.keys("retire", inst.officer_id)
         assert inst.officer_id not in inst.keys("list").output
@@ -270,6 +279,7 @@ class TestRotation:
 
     def test_new_tips_after_retire_are_not_sealed_to_retired_key(self, inst):
         inst.keys("new-officer", "--label", "officer-2", "--out", str(inst.root / "officer-2.key"), passphrase=PASS_2)
+        inst.certify(inst.root / "officer-2.key", PASS_2)
         inst.keys("retire", inst.officer_id)
         inst.submit()
         bundle = inst.export("case-1.zip")

@@ -18,7 +18,7 @@ from whistle import crypto, db
 from whistle.models import Report
 from whistle.intake import read_tip
 
-from .conftest import TIP, csrf_token, receipt_code
+from .conftest import TIP, csrf_token, file_meta, file_plaintext, message_text, receipt_code
 
 CLIENT_ADDRESS = "203.0.113.77"
 
@@ -154,16 +154,17 @@ def test_tip_opens_with_officer_and_recovery_keys_only(app, submitted, officer_k
         for key in (officer_key, recovery_key):
             assert read_tip(report, key)["what"] == submitted["markers"]["what"]
             (attachment,) = [a for a in report.attachments if a.message_id is None]
-            with store.open(attachment.blob_name) as sealed:
-                assert b"".join(crypto.open_file_stream(sealed, attachment.wraps, key)) == submitted["payload"]
-            assert submitted["file_marker"] in crypto.open_sealed(attachment.meta, key).decode()
-            assert crypto.open_sealed(report.messages[0].body, key).startswith(b"MARKREPLY")
+            assert file_plaintext(app, report, attachment, key) == submitted["payload"]
+            assert submitted["file_marker"] in file_meta(report, attachment, key).name
+            assert message_text(report, report.messages[0], key).startswith("MARKREPLY")
         with pytest.raises(crypto.OpenError):
             read_tip(report, outsider)
-        with pytest.raises(crypto.OpenError), store.open(attachment.blob_name) as sealed:
-            list(crypto.open_file_stream(sealed, attachment.wraps, outsider))
         with pytest.raises(crypto.OpenError):
-            crypto.open_sealed(attachment.meta, outsider)
+            file_plaintext(app, report, attachment, outsider)
+        with pytest.raises(crypto.OpenError):
+            file_meta(report, attachment, outsider)
+        with pytest.raises(crypto.OpenError):
+            message_text(report, report.messages[0], outsider)
         assert set(crypto.envelope_recipients(report.content)) == {officer_key.key_id, recovery_key.key_id}
 
 

@@ -9,9 +9,9 @@ import pytest
 
 from whistle import db
 from whistle.models import Author, Report
-from whistle.intake import add_message, read_tip
+from whistle.intake import read_tip
 
-from .conftest import TIP, csrf_token, hidden
+from .conftest import TIP, csrf_token, hidden, message_text, officer_says
 
 
 def _case_page(reporter) -> str:
@@ -200,9 +200,8 @@ class TestConversation:
     def test_officer_message_shown_and_reply_sealed(self, app, reporter, officer_key, recovery_key):
         code = reporter.submit_ok()
         with app.app_context():
-            report = db.session().query(Report).one()
-            add_message(db.session(), app.extensions["whistle.blobs"], report.id, Author.OFFICER,
-                        "Which contract number was it?", [], app.extensions["whistle.clock"]())
+            report_id = db.session().query(Report).one().id
+        officer_says(app, report_id, "Which contract number was it?", officer_key)
         reporter.open_case(code)
         assert "Which contract number was it?" in _case_page(reporter)
         response = reporter.reply("Contract 12/2569", files=[(io.BytesIO(b"scan"), "contract.jpg")])
@@ -213,9 +212,8 @@ class TestConversation:
 
         with app.app_context():
             report = db.session().query(Report).one()
-            body = report.messages[-1].body
-            assert crypto.open_sealed(body, officer_key) == b"Contract 12/2569"
-            assert crypto.open_sealed(body, recovery_key) == b"Contract 12/2569"
+            assert message_text(report, report.messages[-1], officer_key) == "Contract 12/2569"
+            assert message_text(report, report.messages[-1], recovery_key) == "Contract 12/2569"
 
     def test_reply_empty_is_refused_with_message(self, reporter):
         reporter.open_case(reporter.submit_ok())

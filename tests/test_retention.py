@@ -11,11 +11,12 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from whistle import bundles, cases, codes, crypto, db, keyring, migrate, retention
+from whistle.extensions import trust_of
 from whistle.cli import main as cli
 from whistle.models import Author, Outcome, Report, Status, StatusEvent
 from whistle.intake import UnknownCode, add_message, read_tip
 
-from .conftest import csrf_token
+from .conftest import csrf_token, file_plaintext, officer_says
 
 DAYS = 30
 
@@ -33,10 +34,8 @@ def _case_id(app, what: str, officer_key) -> int:
     raise AssertionError(f"no case with {what!r}")
 
 
-def _message(app, case_id: int, text: str) -> None:
-    with app.app_context():
-        add_message(db.session(), app.extensions["whistle.blobs"], case_id, Author.OFFICER, text, [],
-                    app.extensions["whistle.clock"]())
+def _message(app, case_id: int, text: str, officer_key) -> None:
+    officer_says(app, case_id, text, officer_key)
 
 
 def _close(app, case_id: int, outcome=Outcome.SUBSTANTIATED) -> None:
@@ -64,7 +63,7 @@ def three_cases(app, reporter, officer_key, clock):
         code = _submit(reporter, f"tip {name}", f"%PDF {name} evidence".encode())
         made[name] = (_case_id(app, f"tip {name}", officer_key), code)
     old = made["old"][0]
-    _message(app, old, "Which contract?")
+    _message(app, old, "Which contract?", officer_key)
     reporter.open_case(made["old"][1])
     page = reporter.client.get("/case")
     assert reporter.client.post("/case/reply", data={
@@ -160,14 +159,14 @@ def test_view_open_while_purged_closes(app, reporter, officer_key, clock):
     assert reporter.open_case(code).status_code == 303
     page = reporter.client.get("/case").get_data(as_text=True)
     assert _purge(app) == 1
-    from .conftest import csrf_token
+    from .conftest import csrf_token, file_plaintext, officer_says
 
     reply = reporter.client.post("/case/reply", data={"text": "still there?", "csrf_token": csrf_token(page)})
     assert reply.status_code == 303 and reply.headers["Location"].endswith("/status")  # not a 500
     assert reporter.open_case(code).status_code == 404
     with app.app_context():
         with pytest.raises(UnknownCode):  # nothing to seal a message to any more
-            add_message(db.session(), app.extensions["whistle.blobs"], case_id, Author.OFFICER, "x", [], clock())
+            add_message(db.session(), app.extensions["whistle.blobs"], trust_of(app), case_id, Author.REPORTER, "x", [], clock())
 
 
 def test_rewrap_and_export_skip_purged_cases(app, three_cases, clock, officer_key, tmp_path):
@@ -175,7 +174,7 @@ def test_rewrap_and_export_skip_purged_cases(app, three_cases, clock, officer_ke
     assert _purge(app) == 1
     with app.app_context():
         session = db.session()
-        assert keyring.rewrap_all(session, officer_key) > 0  # no OpenError on the emptied row
+        assert keyring.rewrap_all(session, trust_of(app), officer_key) > 0  # no OpenError on the emptied row
         session.rollback()
         with pytest.raises(bundles.BundleError, match="purged"):
             bundles.export_case(session, app.extensions["whistle.blobs"], three_cases["old"][0], tmp_path / "b.zip")
@@ -208,8 +207,7 @@ def test_failed_commit_leaves_rows_and_files(app, three_cases, clock, officer_ke
         assert read_tip(old, officer_key)["what"] == "tip old"
         assert len(old.messages) == 2 and len(old.attachments) == 2
         for attachment in old.attachments:
-            with app.extensions["whistle.blobs"].open(attachment.blob_name) as fh:
-                assert b"".join(crypto.open_file_stream(fh, attachment.wraps, officer_key)).startswith((b"%PDF", b"scan"))
+            assert file_plaintext(app, old, attachment, officer_key).startswith((b"%PDF", b"scan"))
     assert _purge(app) == 1  # and a later run succeeds
 
 

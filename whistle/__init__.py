@@ -61,14 +61,16 @@ def _base_app(test_config: dict[str, Any] | None, require_recipients: bool, audi
     if require_recipients:
         with app.app_context():
             try:
-                keyring.recipients(db.session())
-            except keyring.MissingRecipients as exc:
-                raise config.ConfigError(f"Cannot start: {exc}.") from None
+                keyring.active_keys(db.session())
             except Exception as exc:  # no schema yet, database unreachable
                 raise config.ConfigError(
                     f"Cannot start: the database at the configured URL is not ready ({type(exc).__name__}); "
                     "run `whistle init` first."
                 ) from None
+            try:
+                keyring.recipients(db.session(), extensions.trust_of(app))
+            except keyring.MissingRecipients as exc:
+                raise config.ConfigError(f"Cannot start: {exc}.") from None
     return app
 
 

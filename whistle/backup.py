@@ -25,6 +25,7 @@ import io
 import os
 import re
 import secrets
+import shutil
 import shlex
 import sqlite3
 import sys
@@ -148,7 +149,27 @@ def public_keys(instance: Path, dest: Path) -> int:
     finally:
         engine.dispose()
     (dest / "list.txt").write_text("\n".join(lines) + "\n", "utf-8")
+    # The instance's own public files: the trust anchor (without it the restored service
+    # will not start) and the audit trail's anchored heads.
+    for name in INSTANCE_PUBLIC_FILES:
+        if (instance / name).exists():
+            shutil.copyfile(instance / name, dest / name)
     return len(rows)
+
+
+#: Public files of the instance folder that a backup carries (with the public keys).
+INSTANCE_PUBLIC_FILES = ("trust-anchor.json", "audit-anchors.log")
+
+
+def restore_instance_files(instance: Path, public_keys_dir: Path) -> list[str]:
+    """Put the backed-up trust anchor and audit anchors into an instance lacking them."""
+    restored = []
+    for name in INSTANCE_PUBLIC_FILES:
+        source, target = public_keys_dir / name, instance / name
+        if source.exists() and not target.exists():
+            shutil.copyfile(source, target)
+            restored.append(name)
+    return restored
 
 
 def public_config(instance: Path, dest: Path) -> None:
@@ -423,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         "pack": ["staging", "blob_dir", "out"],
         "unpack": ["archive", "dest"],
         "init-config": ["public"],
+        "instance-files": ["public_keys"],
         "target-state": [],
         "restore-sqlite": ["source", "dest"],
         "restore-blobs": ["source", "dest"],
@@ -452,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.step == "init-config":
             if init_config(instance, args.public):
                 print(f"wrote {instance / 'config.toml'} with the backed-up settings and a new secret key", file=sys.stderr)
+        elif args.step == "instance-files":
+            for name in restore_instance_files(instance, args.public_keys):
+                print(f"restored {instance / name}", file=sys.stderr)
         elif args.step == "target-state":
             state = target_state(instance)
             if state:

@@ -26,12 +26,13 @@ from typing import Iterator
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, load_only, selectinload
 
-from . import audit
+from . import audit, crypto
 from .config import Organisation
 from .models import (
     Account,
     Agency,
     Attachment,
+    Author,
     EventKind,
     IdentityRequest,
     Message,
@@ -311,23 +312,54 @@ def record_extension(session: Session, report: Report, new_due: dt.date, actor: 
 # --------------------------------------------------------------------------- sealed items
 
 
+# Where each sealed item of a case belongs (crypto §4). A reader computes the slot from
+# what it expects to open (message 3, an officer's), never from a column alone.
+
+TIP_SLOT = "tip"
+IDENTITY_SLOT = "identity"
+
+
+def message_slot(seq: int, author: Author) -> str:
+    return f"message/{seq}/{Author(author).value}"
+
+
+def note_slot(seq: int) -> str:
+    return f"note/{seq}"
+
+
+def file_slot(blob_name: str, part: str) -> str:
+    """`part` is "meta" (its name and type) or "data" (the file stream's wrap block)."""
+    return f"file/{blob_name}/{part}"
+
+
+def binding(report: Report) -> bytes:
+    """What ties an item to this case: its uid, reporter key, channel and received date."""
+    return crypto.case_binding(report.uid, report.reporter_public_key, report.channel.value, report.received_on.isoformat())
+
+
+def context(report: Report, slot: str) -> crypto.Context:
+    return crypto.Context(binding(report), slot)
+
+
 @dataclass(frozen=True)
 class SealedItem:
-    """One sealed value of a case: `getattr(row, column)` is its ciphertext.
+    """One sealed value of a case: `getattr(row, column)` is its ciphertext, sealed for
+    `slot`. `kind` is "envelope" for an item sealed whole, or "file" for a file's wrap
+    block (its content is a blob in the store). `to_reporter` items are sealed to the
+    case's reporter key too, besides the officers and the recovery key; `signed` items
+    were signed by the officer who wrote them."""
 
-    `kind` is "envelope" for an item sealed whole, or "file" for a file's wrap block (its
-    content is a blob in the store). `to_reporter` items are sealed to the case's reporter
-    key too, besides the officers and the recovery key.
-    """
-
-    row: Report | Message | Attachment
+    row: Report | Message | Note | Attachment
     column: str
     kind: str
+    slot: str
     to_reporter: bool = False
+    signed: bool = False
 
 
-#: The sealed columns of the case's own row, with what a purge leaves in each.
+#: The sealed columns of the case's own row, their slots, and what a purge leaves in each.
 REPORT_SEALED_COLUMNS = {"content": b"", "identity": None}
+_REPORT_SLOTS = {"content": TIP_SLOT, "identity": IDENTITY_SLOT}
 #: The tables whose rows belong to one case and hold sealed items or officers' words
 #: about it (a purge deletes them).
 CHILD_TABLES = (Attachment, Message, Note, IdentityRequest)
@@ -337,11 +369,12 @@ def sealed_items(report: Report) -> Iterator[SealedItem]:
     """Every sealed item of a case, the case's own first."""
     for column in REPORT_SEALED_COLUMNS:
         if getattr(report, column) is not None:
-            yield SealedItem(report, column, "envelope")
+            yield SealedItem(report, column, "envelope", _REPORT_SLOTS[column])
     for message in report.messages:
-        yield SealedItem(message, "body", "envelope", to_reporter=True)
+        officer = message.author is Author.OFFICER
+        yield SealedItem(message, "body", "envelope", message_slot(message.seq, message.author), to_reporter=True, signed=officer)
     for note in report.notes:
-        yield SealedItem(note, "body", "envelope")
+        yield SealedItem(note, "body", "envelope", note_slot(note.seq), signed=True)
     for attachment in report.attachments:
-        yield SealedItem(attachment, "meta", "envelope")
-        yield SealedItem(attachment, "wraps", "file")
+        yield SealedItem(attachment, "meta", "envelope", file_slot(attachment.blob_name, "meta"))
+        yield SealedItem(attachment, "wraps", "file", file_slot(attachment.blob_name, "data"))

@@ -9,13 +9,12 @@ check roles before calling.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 from sqlalchemy.orm import Session
 
-from . import audit, cases, crypto, intake, keyring
+from . import audit, cases, crypto, intake, items, keyring
 from .models import Account, Attachment, Author, Note, Report
 from .storage import BlobStore
 from .uploads import SealingUpload
@@ -33,6 +32,10 @@ class FileInfo:
 
 @dataclass(frozen=True)
 class ThreadEntry:
+    """A message as an officer reads it. `verified` is False for an officer's message whose
+    signature does not check (shown with a warning); `legacy` for one sealed before
+    contexts and signatures existed."""
+
     author: Author
     author_name: str | None
     on: dt.date
@@ -40,6 +43,8 @@ class ThreadEntry:
     explains: bool
     files: list[FileInfo] = field(default_factory=list)
     readable: bool = True
+    verified: bool | None = None
+    legacy: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class NoteEntry:
     on: dt.date
     text: str
     readable: bool = True
+    verified: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -62,54 +68,50 @@ class CaseContent:
     has_identity: bool
 
 
-def _file_info(attachment: Attachment, key: crypto.PrivateKey) -> FileInfo:
+def _file_info(report: Report, attachment: Attachment, key: crypto.PrivateKey) -> FileInfo:
     try:
-        meta = json.loads(crypto.open_sealed(attachment.meta, key))
-        return FileInfo(attachment.id, str(meta.get("name") or ""), str(meta.get("type") or ""), int(meta.get("size") or 0), meta.get("cleaned"))
+        meta = items.open_file_meta(report, attachment, key, items.parent_slot(attachment.message))
     except (crypto.OpenError, ValueError, TypeError):
         return FileInfo(attachment.id, "", "", 0, None, readable=False)
-
-
-def _open_text(sealed: bytes, key: crypto.PrivateKey) -> tuple[str, bool]:
-    try:
-        return crypto.open_sealed(sealed, key).decode("utf-8"), True
-    except (crypto.OpenError, UnicodeDecodeError):
-        return "", False
+    return FileInfo(attachment.id, meta.name, meta.type, meta.size, meta.cleaned)
 
 
 def _name(account: Account | None) -> str | None:
     return account.display_name if account is not None else None
 
 
-def read_case(session: Session, report: Report, key: crypto.PrivateKey, actor: Account) -> CaseContent:
+def read_case(session: Session, trust: keyring.Trust, report: Report, key: crypto.PrivateKey, actor: Account) -> CaseContent:
     """Decrypt everything an officer sees of a case; records the look. Commits."""
     try:
-        tip = json.loads(crypto.open_sealed(report.content, key))
+        tip = items.open_tip(report, key)
     except (crypto.OpenError, ValueError):
         tip = None
+    signers = keyring.signers(session, trust)
     thread = []
     for message in report.messages:
-        text, ok = _open_text(message.body, key)
+        opened = items.open_message(report, message, key, signers)
         thread.append(
             ThreadEntry(
                 author=message.author,
                 author_name=_name(session.get(Account, message.author_id)) if message.author_id else None,
                 on=message.created_on,
-                text=text,
+                text=opened.text,
                 explains=message.explains,
-                files=[_file_info(a, key) for a in message.attachments],
-                readable=ok,
+                files=[_file_info(report, a, key) for a in message.attachments],
+                readable=opened.readable,
+                verified=opened.verified,
+                legacy=opened.legacy,
             )
         )
     notes = []
     for note in report.notes:
-        text, ok = _open_text(note.body, key)
-        notes.append(NoteEntry(_name(note.author), note.created_on, text, ok))
+        opened = items.open_note(report, note, key, signers)
+        notes.append(NoteEntry(_name(note.author), note.created_on, opened.text, opened.readable, opened.verified))
     audit.record(session, "tip_decrypt", actor, report.id)
     session.commit()
     return CaseContent(
         tip=tip,
-        files=[_file_info(a, key) for a in report.attachments if a.message_id is None],
+        files=[_file_info(report, a, key) for a in report.attachments if a.message_id is None],
         thread=thread,
         notes=notes,
         has_identity=report.identity is not None,
@@ -131,25 +133,33 @@ def open_file(
     attachment = session.get(Attachment, attachment_id)
     if attachment is None or attachment.report_id != report.id:
         raise FileNotInCase(attachment_id)
-    info = _file_info(attachment, key)
+    info = _file_info(report, attachment, key)
     if not info.readable:
         raise crypto.OpenError()
-    # Unwrap before streaming so that a key that is not a recipient fails here, cleanly.
-    crypto.unwrap_data_key(attachment.wraps, key, crypto.KIND_FILE)
+    ctx = items.file_context(report, attachment)
+    # Unwrap before streaming so that a key that is not a recipient, or a wrap block moved
+    # from elsewhere, fails here, cleanly, before any byte is sent.
+    crypto.unwrap_data_key(attachment.wraps, key, crypto.KIND_FILE, ctx)
     audit.record(session, "file_download", actor, report.id, file=attachment.id)
     session.commit()
 
     def chunks() -> Iterator[bytes]:
         with store.open(attachment.blob_name) as sealed:
-            yield from crypto.open_file_stream(sealed, attachment.wraps, key)
+            yield from crypto.open_file_stream(sealed, attachment.wraps, key, ctx)
 
     return info, chunks()
 
 
-def add_note(session: Session, report: Report, text: str, actor: Account, today: dt.date) -> None:
-    """An internal note, sealed to the officers and the recovery key only. Commits."""
-    recipients = keyring.recipients(session)
-    report.notes.append(Note(author_id=actor.id, created_on=today, body=crypto.seal(text.encode("utf-8"), recipients)))
+def add_note(
+    session: Session, trust: keyring.Trust, report: Report, text: str, key: crypto.PrivateKey, actor: Account, today: dt.date
+) -> None:
+    """An internal note, signed by its author and sealed to the officers and the recovery
+    key only. Commits."""
+    recipients = keyring.recipients(session, trust)
+    with session.no_autoflush:  # the note is whole only once sealed
+        note = Note(seq=items.next_seq(report.notes), author_id=actor.id, created_on=today)
+        report.notes.append(note)
+        note.body = items.seal_note(report, note, text, recipients, key.signing_key)
     audit.record(session, "note_added", actor, report.id)
     session.commit()
 
@@ -157,18 +167,24 @@ def add_note(session: Session, report: Report, text: str, actor: Account, today:
 def send_message(
     session: Session,
     store: BlobStore,
+    trust: keyring.Trust,
     report: Report,
     text: str,
     uploads: Sequence[SealingUpload],
+    key: crypto.PrivateKey,
     actor: Account,
     today: dt.date,
     *,
     new_due: dt.date | None = None,
 ) -> None:
-    """Write to the reporter; with `new_due`, the message explains a delay and sets the
-    next resolution deadline (both in one transaction). Commits, files included."""
+    """Write to the reporter, signed with the officer's key; with `new_due`, the message
+    explains a delay and sets the next resolution deadline (both in one transaction).
+    Commits, files included."""
     if new_due is not None:
         cases.record_extension(session, report, new_due, actor, today)
-    intake.stage_message(session, report, Author.OFFICER, text, uploads, today, author_id=actor.id, explains=new_due is not None)
+    intake.stage_message(
+        session, trust, report, Author.OFFICER, text, uploads, today,
+        author_id=actor.id, explains=new_due is not None, signing_key=key.signing_key,
+    )
     audit.record(session, "message_sent", actor, report.id, explains=new_due is not None, files=len(uploads))
     intake.commit_with_files(session, store, uploads, today)

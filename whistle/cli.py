@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from . import accounts, audit, bundles, cases, create_app, create_officer_app, crypto, db, intake, keyring, migrate, retention
 from .uploads import blob_store
 from .config import ConfigError
-from .extensions import password_hashing, today
+from .extensions import password_hashing, today, trust
 from .models import Author, KeyRole, Report, Role
 
 DEFAULT_INSTANCE = "instance"
@@ -138,10 +138,11 @@ def create_instance(instance: Path, recovery_dir: Path, echo=click.echo) -> None
     admin_pass = _generated_passphrase()
     officer, officer_private = _new_keypair(KeyRole.OFFICER, "officer-1", officer_file, officer_pass, _test_kdf())
     recovery, _recovery_private = _new_keypair(KeyRole.RECOVERY, "recovery", recovery_file, recovery_pass, _test_kdf())
-    for info in (officer, recovery):
-        _register(instance, info)
+    keyring.write_anchor(instance / keyring.ANCHOR_FILE, _recovery_private)
+    _register(instance, recovery)
     with _instance_app(instance):
         hashing, session = _password_hashing(), db.session()
+        keyring.certify(session, trust(), officer_private, _recovery_private, "officer-1", today())
         accounts.create_account(session, hashing, "admin", "Administrator", Role.ADMIN, admin_pass, today())
         accounts.create_account(
             session, hashing, "officer-1", "officer-1", Role.OFFICER, officer_pass, today(),
@@ -162,6 +163,8 @@ First officer key "officer-1" (key id {officer.key_id_hex})
 Recovery key (key id {recovery.key_id_hex})
   private key file: {recovery_file}
   passphrase:       {recovery_pass}
+  pinned as this instance's trust anchor: {instance / keyring.ANCHOR_FILE}
+  (it certified officer-1's key; it certifies every officer key added later)
 
 Officers' workspace accounts (served by `whistle serve` at http://127.0.0.1:5001/)
   administrator: user name "admin", one-time passphrase {admin_pass}
@@ -249,8 +252,12 @@ def _new_key_command(role: KeyRole, out: str, label: str, instance_path: str | N
     click.echo(f"Key id: {info.key_id_hex}")
     if register:
         _register(_instance(instance_path), info)
-        click.echo("Registered: new tips are sealed to this key from now on.")
-        click.echo("Existing cases are not yet readable with it: run `whistle keys rewrap` (keys/README.md).")
+        if role is KeyRole.OFFICER:
+            click.echo("Registered. Before new tips are sealed to it, the recovery key must certify it:")
+            click.echo(f"  whistle keys certify --key {out_path} --recovery-key RECOVERY.key")
+            click.echo("Existing cases become readable with it after `whistle keys rewrap` (keys/README.md).")
+        else:
+            click.echo("Registered. Pin it as the trust anchor with `whistle keys anchor` (keys/README.md).")
 
 
 @keys.command("new-officer")
@@ -292,11 +299,115 @@ def list_keys(instance_path: str | None) -> None:
     with _instance_app(instance_path):
         rows = keyring.active_keys(db.session())
         for row in rows:
-            click.echo(f"{row.key_id.hex()}  {row.role.value:<8}  {row.label}  (since {row.created_on.isoformat()})")
+            state = ""
+            if row.role is KeyRole.OFFICER:
+                state = "  certified" if _certified(row) else "  NOT CERTIFIED: receives nothing (`whistle keys certify`)"
+            click.echo(f"{row.key_id.hex()}  {row.role.value:<8}  {row.label}  (since {row.created_on.isoformat()}){state}")
         try:
-            keyring.recipients(db.session())
+            keyring.recipients(db.session(), trust())
         except keyring.MissingRecipients as exc:
             raise click.ClickException(f"New tips cannot be accepted: {exc}") from None
+
+
+def _certified(row) -> bool:
+    try:
+        return trust().certified(row) is not None
+    except keyring.MissingAnchor:
+        return False
+
+
+@keys.command("anchor")
+@click.option("--recovery-key", "recovery_file", required=True, help="The recovery key file (private, or a public file with a verify key).")
+@click.option("--instance", "instance_path")
+def anchor_key(recovery_file: str, instance_path: str | None) -> None:
+    """Pin the recovery key as the instance's trust anchor (trust-anchor.json)."""
+    doc = _read_key_document(recovery_file)
+    recovery = _unlock_document(doc) if doc.get("format") == keyring.PRIVATE_FORMAT else keyring.key_info(doc)
+    role = KeyRole(doc.get("role"))
+    if role is not KeyRole.RECOVERY:
+        raise click.ClickException("this is not a recovery key file")
+    path = _instance(instance_path) / keyring.ANCHOR_FILE
+    try:
+        anchor = keyring.write_anchor(path, recovery)
+    except keyring.KeyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Pinned recovery key {anchor.public_key.key_id.hex()} (verify key {anchor.verify_key.key_id.hex()}) in {path}.")
+    click.echo("Officer keys now count only with its certificate: `whistle keys certify`.")
+
+
+@keys.command("certify")
+@click.option("--key", "officer_file", required=True, help="The officer's private key file.")
+@click.option("--recovery-key", "recovery_file", required=True, help="The recovery key file.")
+@click.option("--instance", "instance_path")
+def certify_key(officer_file: str, recovery_file: str, instance_path: str | None) -> None:
+    """Have the recovery key vouch for an officer key: it then receives new tips and its
+    messages are shown to reporters as the officers'. Asks for both passphrases
+    (WHISTLE_PASSPHRASE, then WHISTLE_RECOVERY_PASSPHRASE, when set)."""
+    officer_doc = _read_key_document(officer_file)
+    officer = _unlock_document(officer_doc)
+    recovery = _unlock_document(_read_key_document(recovery_file), env="WHISTLE_RECOVERY_PASSPHRASE", prompt="Recovery key passphrase")
+    with _instance_app(instance_path):
+        try:
+            row = keyring.certify(db.session(), trust(), officer, recovery, str(officer_doc.get("label") or "officer"), today())
+        except (keyring.KeyFileError, keyring.MissingAnchor) as exc:
+            raise click.ClickException(str(exc)) from None
+        db.session().commit()
+        key_id = row.key_id.hex()
+    click.echo(f"Certified officer key {key_id}: new tips are sealed to it from now on.")
+    click.echo("Run `whistle keys rewrap` with a key that opens every case to let it read the existing ones.")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.option("--instance", "instance_path")
+def revoke_key(key_id: str, instance_path: str | None) -> None:
+    """For a lost or stolen officer key: list it as revoked in the trust anchor (its
+    certificate and signatures stop counting at once) and retire it. Then rewrap."""
+    try:
+        raw = bytes.fromhex(key_id)
+    except ValueError:
+        raise click.ClickException("a key id is 32 hexadecimal digits") from None
+    with _instance_app(instance_path) as app:
+        keyring.revoke_in_anchor(app.extensions["whistle.settings"].instance_path / keyring.ANCHOR_FILE, raw)
+        try:
+            keyring.retire(db.session(), key_id, today(), allow_last=True)
+            db.session().commit()
+        except keyring.KeyFileError:
+            pass  # retired already: revoking still counts
+    click.echo(f"Revoked {key_id}. Run `whistle keys rewrap --key FILE` so stored cases drop it.")
+
+
+@keys.command("rebind")
+@click.option("--key", "key_file", help="A private key that opens every case (an officer's or the recovery key).")
+@click.option("--list", "list_only", is_flag=True, help="Only list the cases with version 1 items; needs no key.")
+@click.option("--sign-officer-messages", is_flag=True,
+              help="Also re-bind officers' legacy messages, signed with --key (an officer key): only after the officers recognised them.")
+@click.option("--instance", "instance_path")
+def rebind_keys(key_file: str | None, list_only: bool, sign_officer_messages: bool, instance_path: str | None) -> None:
+    """Re-seal version 1 items (from before items were bound to their case) as version 2."""
+    from . import rebind
+
+    if list_only:
+        with _instance_app(instance_path):
+            found = rebind.find_legacy(db.session())
+        for legacy in found:
+            officer = sum(1 for _seq, author in legacy.messages if author is Author.OFFICER)
+            click.echo(
+                f"case {legacy.case_id:>6}: tip {'yes' if legacy.tip else 'no'}, {len(legacy.messages)} messages "
+                f"({officer} by officers), {legacy.files} files"
+            )
+        click.echo(f"{sum(x.count for x in found)} version 1 items in {len(found)} cases.")
+        return
+    if not key_file:
+        raise click.ClickException("give --key (or --list to see what would change)")
+    private = _unlock_file(key_file)
+    with _instance_app(instance_path, require_recipients=True):
+        try:
+            changed = rebind.rebind_all(db.session(), blob_store(), trust(), private, sign_officer_messages=sign_officer_messages)
+        except crypto.OpenError:
+            raise click.ClickException("This key does not open every version 1 item; the case it failed on was left as it was.") from None
+        left = sum(x.count for x in rebind.find_legacy(db.session()))
+    click.echo(f"Re-bound {changed} items. {left} version 1 items are left" + (" (officers' messages: see --sign-officer-messages)." if left else "."))
 
 
 @keys.command("retire")
@@ -314,11 +425,23 @@ def retire_key(key_id: str, instance_path: str | None, force: bool) -> None:
     click.echo(f"Retired {key_id}. Run `whistle keys rewrap --key FILE` so stored cases drop it.")
 
 
-def _unlock_file(path: str) -> crypto.PrivateKey:
+def _read_key_document(path: str) -> dict:
     try:
-        return keyring.unlock(keyring.read_document(Path(path)), _ask_passphrase(new=False))
+        return keyring.read_document(Path(path))
     except keyring.KeyFileError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _unlock_document(doc: dict, env: str = "WHISTLE_PASSPHRASE", prompt: str = "Passphrase") -> crypto.PrivateKey:
+    passphrase = os.environ.get(env) or click.prompt(prompt, hide_input=True)
+    try:
+        return keyring.unlock(doc, passphrase)
+    except keyring.KeyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _unlock_file(path: str) -> crypto.PrivateKey:
+    return _unlock_document(_read_key_document(path))
 
 
 @keys.command("rewrap")
@@ -330,7 +453,7 @@ def rewrap(key_file: str, instance_path: str | None) -> None:
     private = _unlock_file(key_file)
     with _instance_app(instance_path):
         try:
-            count = keyring.rewrap_all(db.session(), private)
+            count = keyring.rewrap_all(db.session(), trust(), private)
         except crypto.OpenError:
             db.session().rollback()
             raise click.ClickException("This key does not open every stored item; nothing was changed.") from None
@@ -377,16 +500,24 @@ def export(case_id: int, out: str, instance_path: str | None) -> None:
 @case.command("message")
 @click.argument("case_id", type=int)
 @click.option("--text", required=True, help="The message to the reporter.")
+@click.option("--key", "key_file", required=True, help="Your certified officer key file: the message is signed with it.")
 @click.option("--instance", "instance_path")
-def message(case_id: int, text: str, instance_path: str | None) -> None:
-    """Write to a case's reporter. Needs no private key: messages are sealed, not opened."""
-    with _instance_app(instance_path, require_recipients=True) as app:
+def message(case_id: int, text: str, key_file: str, instance_path: str | None) -> None:
+    """Write to a case's reporter, signed with your officer key so that their status page
+    shows it as the officers' (an unsigned message is never shown to them)."""
+    private = _unlock_file(key_file)
+    with _instance_app(instance_path, require_recipients=True):
+        row = keyring.find_key(db.session(), private.key_id)
+        if row is None or trust().certified(row) is None:
+            raise click.ClickException("this key is not a certified officer key of this instance (`whistle keys certify`)")
         try:
             cases.get_case(db.session(), case_id)
-            intake.add_message(db.session(), blob_store(), case_id, Author.OFFICER, text, [], today())
+            intake.add_message(
+                db.session(), blob_store(), trust(), case_id, Author.OFFICER, text, [], today(), signing_key=private.signing_key
+            )
         except (cases.CaseNotFound, intake.UnknownCode):
             raise click.ClickException(f"no case {case_id}") from None
-    click.echo(f"Message sealed to case {case_id}'s reporter and the officers.")
+    click.echo(f"Message signed and sealed to case {case_id}'s reporter and the officers.")
 
 
 # --------------------------------------------------------------------------- accounts
@@ -540,11 +671,16 @@ def purge(instance_path: str | None, dry_run: bool) -> None:
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
 @click.option("--key", "key_file", required=True, help="Your private key file.")
 @click.option("--out", required=True, help="Folder to write the plaintext into.")
-def decrypt(bundle: str, key_file: str, out: str) -> None:
+@click.option("--anchor", "anchor_file", help="The instance's trust-anchor.json: check who signed each officer's message.")
+def decrypt(bundle: str, key_file: str, out: str, anchor_file: str | None) -> None:
     """Open a case bundle offline with a private key file. Needs no instance or network."""
     private = _unlock_file(key_file)
     try:
-        written = bundles.open_bundle(Path(bundle), private, Path(out))
+        anchor = keyring.read_anchor(Path(anchor_file)) if anchor_file else None
+    except keyring.MissingAnchor as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        written = bundles.open_bundle(Path(bundle), private, Path(out), anchor)
     except bundles.BundleError as exc:
         raise click.ClickException(str(exc)) from None
     except crypto.OpenError:

@@ -8,7 +8,7 @@ from typing import Callable
 
 from flask import Flask, current_app
 
-from . import crypto
+from . import crypto, keyring
 from .config import Settings
 from .ephemeral import EphemeralStore
 
@@ -34,6 +34,15 @@ def now() -> float:
     return wallclock()
 
 
+def trust() -> keyring.Trust:
+    """The instance's trust anchor and the certificates checked under it (keyring.py)."""
+    return current_app.extensions["whistle.trust"]
+
+
+def trust_of(app: Flask) -> keyring.Trust:
+    return app.extensions["whistle.trust"]
+
+
 def state() -> EphemeralStore:
     """Short-lived state shared by every process (ephemeral.py)."""
     return current_app.extensions["whistle.state"]
@@ -56,3 +65,4 @@ def init_app(
     app.extensions["whistle.clock"] = clock
     app.extensions["whistle.state"] = state
     app.extensions["whistle.wallclock"] = wallclock
+    app.extensions["whistle.trust"] = keyring.Trust(settings.instance_path / keyring.ANCHOR_FILE)

@@ -8,7 +8,6 @@ was asked to store, or nothing (and removes any file it had moved into the store
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -16,7 +15,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from . import cases, codes, crypto, keyring
+from . import cases, codes, crypto, items, keyring
 from .codes import CodeCost, TrackingCode
 from .config import Settings
 from .models import Attachment, Author, Channel, Message, Report, Status, StatusEvent
@@ -45,10 +44,14 @@ class OpenedCase:
 
 @dataclass(frozen=True)
 class ThreadMessage:
+    """A message as the reporter sees it. An officer's message whose signature does not
+    check (`verified` False) is shown as a warning, never with its text."""
+
     author: Author
     on: dt.date
     text: str
     files: int
+    verified: bool = True
 
 
 @dataclass(frozen=True)
@@ -76,19 +79,14 @@ def _attach(
     recipients: list[crypto.PublicKey],
     message: Message | None = None,
 ) -> None:
+    """Record the request's files on the case (or on one of its messages), each bound to
+    its place: its metadata and its wrap block are sealed for this case and this file."""
     for upload in uploads:
-        meta = json.dumps(
-            {"name": upload.filename, "type": upload.content_type, "size": upload.size, "cleaned": upload.cleaned}
-        )
-        report.attachments.append(
-            Attachment(
-                blob_name=upload.blob_name,
-                wraps=upload.wraps,
-                meta=crypto.seal(meta.encode(), recipients),
-                sealed_size=upload.sealed_size,
-                message=message,
-            )
-        )
+        attachment = Attachment(blob_name=upload.blob_name, sealed_size=upload.sealed_size, message=message)
+        meta = items.FileMeta(upload.filename, upload.content_type, upload.size, upload.cleaned, upload.sha256, items.parent_slot(message))
+        attachment.meta = items.seal_file_meta(report, attachment, meta, recipients)
+        attachment.wraps = upload.wrap_for(recipients, items.file_context(report, attachment))
+        report.attachments.append(attachment)
 
 
 def commit_with_files(session: Session, store: BlobStore, uploads: Sequence[SealingUpload], today: dt.date) -> None:
@@ -120,6 +118,7 @@ def submit_report(
     session: Session,
     store: BlobStore,
     settings: Settings,
+    trust: keyring.Trust,
     category: str,
     fields: dict[str, str],
     uploads: Sequence[SealingUpload],
@@ -128,7 +127,7 @@ def submit_report(
 ) -> TrackingCode:
     """Store a new tip, whole, and return its tracking code (shown once, never stored)."""
     try:
-        recipients = keyring.recipients(session)
+        recipients = keyring.recipients(session, trust)
         code = _unique_lookup(session)
     except SQLAlchemyError as exc:  # the database is unreachable: nothing stored yet
         session.rollback()
@@ -139,6 +138,7 @@ def submit_report(
     content = {k: fields.get(k, "") for k in TIP_FIELDS}
     due = cases.deadlines(settings.organisation, today)
     report = Report(
+        uid=crypto.random_bytes(16),
         lookup=code.lookup,
         channel=channel,
         category=category,
@@ -152,8 +152,8 @@ def submit_report(
         code_parallelism=cost.parallelism,
         code_verifier=keys.verifier,
         reporter_public_key=keys.reporter_key.public_key().to_bytes(),
-        content=crypto.seal(json.dumps(content, ensure_ascii=False).encode("utf-8"), recipients),
     )
+    report.content = items.seal_tip(report, content, recipients)
     report.events.append(StatusEvent(status=Status.RECEIVED, on=today))
     _attach(report, uploads, recipients)
     session.add(report)
@@ -186,16 +186,20 @@ def _opened_report(session: Session, report_id: int) -> Report:
         raise UnknownCode() from None
 
 
-def view_case(session: Session, opened: OpenedCase) -> CaseView:
-    """What the reporter sees: status, dates, deadlines and the conversation."""
+def view_case(session: Session, trust: keyring.Trust, opened: OpenedCase) -> CaseView:
+    """What the reporter sees: status, dates, deadlines and the conversation. An officer's
+    message counts only with a signature by a certified officer key for this very place in
+    this very case; anything else is shown as a warning, without its text."""
     report = _opened_report(session, opened.report_id)
+    signers = keyring.signers(session, trust)
     thread = []
     for message in report.messages:
-        try:
-            text = crypto.open_sealed(message.body, opened.reporter_key).decode("utf-8")
-        except crypto.OpenError:
-            continue  # not sealed to this reporter (cannot happen for messages made here)
-        thread.append(ThreadMessage(message.author, message.created_on, text, len(message.attachments)))
+        opened_message = items.open_message(report, message, opened.reporter_key, signers)
+        # Every message of a thread is sealed to its reporter where it stands: one that does
+        # not open here was altered or moved, and is shown as a warning like a forgery.
+        verified = opened_message.readable and (message.author is Author.REPORTER or bool(opened_message.verified))
+        text = opened_message.text if verified else ""
+        thread.append(ThreadMessage(message.author, message.created_on, text, len(message.attachments), verified))
     return CaseView(
         status=report.status,
         outcome=report.outcome.value if report.outcome else None,
@@ -210,6 +214,7 @@ def view_case(session: Session, opened: OpenedCase) -> CaseView:
 
 def stage_message(
     session: Session,
+    trust: keyring.Trust,
     report: Report,
     author: Author,
     text: str,
@@ -218,39 +223,47 @@ def stage_message(
     *,
     author_id: int | None = None,
     explains: bool = False,
+    signing_key: crypto.SigningKey | None = None,
 ) -> Message:
     """Add a message to a case's conversation in the session (the caller commits with
     `commit_with_files`), sealed to the officers, the recovery key and the reporter, so the
-    thread survives any one officer leaving."""
-    recipients = keyring.recipients(session)
+    thread survives any one officer leaving. An officer's message is signed with
+    `signing_key` (theirs), and its signature covers its files."""
+    recipients = keyring.recipients(session, trust)
     reporter = crypto.PublicKey.from_bytes(report.reporter_public_key)
-    message = Message(
-        author=author,
-        author_id=author_id,
-        explains=explains,
-        created_on=today,
-        body=crypto.seal(text.encode("utf-8"), [*recipients, reporter]),
-    )
-    report.messages.append(message)
-    _attach(report, uploads, recipients, message)
+    with session.no_autoflush:  # the new rows are whole only once sealed
+        message = Message(
+            seq=items.next_seq(report.messages),
+            author=author,
+            author_id=author_id,
+            explains=explains,
+            created_on=today,
+        )
+        report.messages.append(message)
+        _attach(report, uploads, recipients, message)
+        files = [(u.blob_name, u.sha256) for u in uploads]
+        message.body = items.seal_message(report, message, text, files, [*recipients, reporter], signing_key)
     return message
 
 
 def add_message(
     session: Session,
     store: BlobStore,
+    trust: keyring.Trust,
     report_id: int,
     author: Author,
     text: str,
     uploads: Sequence[SealingUpload],
     today: dt.date,
+    *,
+    signing_key: crypto.SigningKey | None = None,
 ) -> None:
     """Add a reporter's message (or, from the command line, an officer's) and commit it."""
     report = _opened_report(session, report_id)
-    stage_message(session, report, author, text, uploads, today)
+    stage_message(session, trust, report, author, text, uploads, today, signing_key=signing_key)
     commit_with_files(session, store, uploads, today)
 
 
 def read_tip(report: Report, private_key: crypto.PrivateKey) -> dict[str, str]:
     """The reporter's fields, opened with an officer's or the recovery key."""
-    return json.loads(crypto.open_sealed(report.content, private_key))
+    return items.open_tip(report, private_key)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
@@ -113,6 +113,11 @@ class RecipientKey(Base):
     role: Mapped[KeyRole] = mapped_column(_enum(KeyRole))
     label: Mapped[str] = mapped_column(String(200))
     public_key: Mapped[bytes] = mapped_column(LargeBinary(1216))
+    #: The key's signing half (crypto §2.2), and for an officer key the recovery key's
+    #: certificate of both (crypto §9): without one that checks under the anchor pinned in
+    #: the instance folder, the key receives nothing and signs nothing.
+    verify_key: Mapped[bytes | None] = mapped_column(LargeBinary(1984), default=None)
+    certificate: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     created_on: Mapped[dt.date] = mapped_column(Date)
     retired_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
 
@@ -123,6 +128,9 @@ class Report(Base):
     __tablename__ = "reports"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: 16 random bytes naming the case inside every sealed item's context (crypto §4),
+    #: with the reporter key, the channel and the received date: none of these may change.
+    uid: Mapped[bytes] = mapped_column(LargeBinary(16), unique=True)
     lookup: Mapped[str] = mapped_column(String(16), unique=True)
     channel: Mapped[Channel] = mapped_column(_enum(Channel), index=True)
     category: Mapped[str] = mapped_column(String(64), index=True)
@@ -191,12 +199,15 @@ class StatusEvent(Base):
 
 class Message(Base):
     """One message of the case's conversation, sealed to the officers, the recovery key and
-    the reporter's own key. An officer's message that explains a delay has `explains`."""
+    the reporter's own key. An officer's message that explains a delay has `explains`.
+    `seq` is its fixed place in the thread (1, 2, ...), part of its sealed context."""
 
     __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("report_id", "seq"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
     author: Mapped[Author] = mapped_column(_enum(Author))
     #: The officer who wrote it (None for the reporter's); the reporter never sees it.
     author_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), default=None)
@@ -231,9 +242,11 @@ class Note(Base):
     """An officer's internal note on a case, sealed to the officers and the recovery key only."""
 
     __tablename__ = "notes"
+    __table_args__ = (UniqueConstraint("report_id", "seq"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), default=None)
     created_on: Mapped[dt.date] = mapped_column(Date)
     body: Mapped[bytes] = mapped_column(LargeBinary)

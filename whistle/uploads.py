@@ -15,12 +15,13 @@ just before its commit; whatever a request leaves unclaimed is deleted when the 
 
 from __future__ import annotations
 
+import hashlib
 import os
-from typing import BinaryIO
+from typing import BinaryIO, Sequence
 
 from flask import Flask, Request, current_app, g
 
-from . import crypto, db, keyring
+from . import crypto
 from .cleaning import MetadataCleaner
 from .storage import BlobStore
 
@@ -31,7 +32,6 @@ class SealingUpload:
     def __init__(
         self,
         store: BlobStore | None,
-        recipients: list[crypto.PublicKey],
         filename: str | None,
         content_type: str | None,
         max_bytes: int,
@@ -51,9 +51,13 @@ class SealingUpload:
         self._file: BinaryIO | None = None
         self._sealer: crypto.FileSealer | None = None
         self._cleaner = MetadataCleaner()
+        #: SHA-256 of the bytes stored (after metadata removal), for a signed message to name.
+        self._digest = hashlib.sha256()
         if refused is None and store is not None:
+            # Sealed to nobody yet: who may open it, and for which case, is fixed when a
+            # service records it (`wrap_for`), once the case is known.
             self.blob_name, self._file = store.new_incoming()
-            self._sealer = crypto.FileSealer(self._file, recipients)
+            self._sealer = crypto.FileSealer(self._file)
 
     @property
     def size(self) -> int:
@@ -70,8 +74,15 @@ class SealingUpload:
         return self._cleaner.cleaned
 
     @property
-    def wraps(self) -> bytes:
-        return self._sealer.wraps if self._sealer else b""
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def wrap_for(self, recipients: Sequence[crypto.PublicKey], context: crypto.Context) -> bytes:
+        """The wrap block that lets `recipients` open this file, bound to `context`."""
+        if self._sealer is None:
+            raise ValueError("nothing was stored for this upload")
+        self._finish()
+        return self._sealer.wrap_for(recipients, context)
 
     @property
     def sealed_size(self) -> int:
@@ -89,7 +100,7 @@ class SealingUpload:
                 self.refused = "too_large"
                 self.discard()
             else:
-                self._sealer.write(self._cleaner.feed(data))
+                self._store_plain(self._cleaner.feed(data))
         elif self.refused is None and self.received:
             self.refused = "unnamed"  # data in a part without a file name: not a browser upload
         return len(data)
@@ -107,9 +118,13 @@ class SealingUpload:
     def close(self) -> None:
         self._finish()
 
+    def _store_plain(self, data: bytes) -> None:
+        self._digest.update(data)
+        self._sealer.write(data)
+
     def _finish(self) -> None:
         if self._sealer is not None and self._file is not None and not self._file.closed:
-            self._sealer.write(self._cleaner.close())
+            self._store_plain(self._cleaner.close())
             self._sealer.close()
             self._file.flush()
             os.fsync(self._file.fileno())
@@ -144,26 +159,13 @@ class SealingRequest(Request):
         uploads: list[SealingUpload] = g.setdefault("sealing_uploads", [])
         kept = [u for u in uploads if u.refused is None and not u.is_empty_field]
         if not filename:  # an empty file input, or a part no browser would send
-            upload = SealingUpload(None, [], filename, content_type, 0)
+            upload = SealingUpload(None, filename, content_type, 0)
         elif len(kept) >= settings.max_files:
-            upload = SealingUpload(None, [], filename, content_type, 0, refused="too_many")
+            upload = SealingUpload(None, filename, content_type, 0, refused="too_many")
         else:
-            upload = SealingUpload(
-                app.extensions["whistle.blobs"],
-                _request_recipients(),
-                filename,
-                content_type,
-                settings.max_file_bytes,
-            )
+            upload = SealingUpload(app.extensions["whistle.blobs"], filename, content_type, settings.max_file_bytes)
         uploads.append(upload)
         return upload
-
-
-def _request_recipients() -> list[crypto.PublicKey]:
-    """The recipients new files are sealed to, read once per request."""
-    if "upload_recipients" not in g:
-        g.upload_recipients = keyring.recipients(db.session())
-    return g.upload_recipients
 
 
 def request_uploads() -> list[SealingUpload]:

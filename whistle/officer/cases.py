@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from .. import audit, cases, casework, crypto, db, intake
-from ..extensions import settings, today
+from ..extensions import settings, today, trust
 from ..labels import category_choices
 from ..models import Account, Agency, Outcome, Role, Status
 from ..uploads import blob_store, request_uploads
@@ -77,7 +77,7 @@ def _render_case(report, message_form: MessageForm | None = None, note_form: Not
     org = settings().organisation
     content = None
     if account.role is Role.OFFICER:
-        content = casework.read_case(db.session(), report, _key(), account)
+        content = casework.read_case(db.session(), trust(), report, _key(), account)
     else:
         audit.record(db.session(), "case_view", account, report.id)
         db.session().commit()
@@ -160,7 +160,7 @@ def add_note(case_id: int):
     form = NoteForm()
     if not form.validate_on_submit():
         return _render_case(report, note_form=form, status=400)
-    casework.add_note(db.session(), report, form.text.data.strip(), current_account(), today())
+    casework.add_note(db.session(), trust(), report, form.text.data.strip(), _key(), current_account(), today())
     flash(_("The note was saved. Only officers can read it."), "success")
     return redirect(url_for(".show", case_id=case_id) + "#notes", 303)
 
@@ -184,7 +184,10 @@ def send_message(case_id: int):
             flash(_("The case is closed: no more messages can be sent."), "error")
         return _render_case(report, message_form=form, status=400)
     try:
-        casework.send_message(db.session(), blob_store(), report, form.text.data.strip(), uploads, current_account(), today(), new_due=new_due)
+        casework.send_message(
+            db.session(), blob_store(), trust(), report, form.text.data.strip(), uploads, _key(), current_account(), today(),
+            new_due=new_due,
+        )
     except intake.StorageFailed:
         flash(_("The message could not be stored just now, and nothing was sent. Please send it again."), "error")
         return _render_case(report, message_form=form, status=503)

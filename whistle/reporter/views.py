@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 
 from .. import db, intake, visits
 from ..codes import Busy, MalformedCode, TrackingCode, normalise_digits, parse_code
-from ..extensions import server_key, settings, today
+from ..extensions import server_key, settings, today, trust
 from ..labels import OUTCOME_LABELS, STATUS_LABELS, category_choices, category_label
 from ..models import Author
 from ..uploads import SealingUpload, blob_store, request_uploads
@@ -117,7 +117,7 @@ def report():
     if valid and not file_errors:
         try:
             code = intake.submit_report(
-                db.session(), blob_store(), settings(), form.category.data, form.fields_text(), uploads, today()
+                db.session(), blob_store(), settings(), trust(), form.category.data, form.fields_text(), uploads, today()
             )
         except intake.StorageFailed:
             flash(_("Your report could not be stored just now, and nothing was kept. Please send it again."), "error")
@@ -195,7 +195,7 @@ def status():
 
 def _render_case(opened: intake.OpenedCase, reply_form: ReplyForm, status: int = 200):
     s = settings()
-    view = intake.view_case(db.session(), opened)
+    view = intake.view_case(db.session(), trust(), opened)
     return render_template(
         "reporter/case.html",
         case=view,
@@ -231,7 +231,9 @@ def reply():
     file_errors = _file_errors(uploads)
     if valid and not file_errors:
         try:
-            intake.add_message(db.session(), blob_store(), opened.report_id, Author.REPORTER, form.text.data.strip(), uploads, today())
+            intake.add_message(
+                db.session(), blob_store(), trust(), opened.report_id, Author.REPORTER, form.text.data.strip(), uploads, today()
+            )
         except intake.StorageFailed:
             flash(_("Your reply could not be stored just now, and nothing was kept. Please send it again."), "error")
             form.files.errors = _reattach_notice(uploads)

@@ -75,7 +75,7 @@ class _Walker:
         self._closed_well = False
         self._parts = 0  # segments, chunks or boxes walked
 
-    def _step(self, buf: bytearray, i: int, out: list) -> int:
+    def _step(self, buf: bytearray, i: int, out: bytearray) -> int:
         """Decide about the bytes at buf[i:], append any output to out, and return the
         index to go on from (equal to i when the bytes were only looked at). Raise
         `_Doubt` when lost."""
@@ -90,15 +90,15 @@ class _Walker:
         if self._parts > _PARTS_CAP:
             raise _Doubt
 
-    def _emit(self, out: list, buf: bytearray, i: int, n: int) -> None:
-        out.append(bytes(buf[i : i + n]))
+    def _emit(self, out: bytearray, buf: bytearray, i: int, n: int) -> None:
+        out += buf[i : i + n]
 
     def feed(self, data: bytes) -> bytes:
         if self._lost:
             return bytes(data)
         buf = self._buf
         buf += data
-        out: list[bytes] = []
+        out = bytearray()  # one buffer, not a list of pieces: tiny segments stay cheap
         i, n = 0, len(buf)
         try:
             while i < n:
@@ -111,7 +111,7 @@ class _Walker:
                     take = min(self._zero, n - i)
                     if buf.count(0, i, i + take) != take:
                         self._changed = True
-                    out.append(bytes(take))
+                    out += bytes(take)
                     self._zero -= take
                     i += take
                 elif self._drop:
@@ -125,11 +125,11 @@ class _Walker:
                     i = self._step(buf, i, out)
         except _Doubt:
             self._lost = True
-            out.append(bytes(buf[i:]))
+            out += buf[i:]
             i = n
         del buf[:i]
         self._pos += i
-        return b"".join(out)
+        return bytes(out)
 
     def close(self) -> bytes:
         rest = bytes(self._buf)
@@ -189,7 +189,7 @@ class _Jpeg(_Walker):
     def _ended_well(self) -> bool:
         return self._state == "after" and not self._later_frames
 
-    def _step(self, buf: bytearray, i: int, out: list) -> int:
+    def _step(self, buf: bytearray, i: int, out: bytearray) -> int:
         state = self._state
         self._need = 1
         if state == "scan":
@@ -223,7 +223,7 @@ class _Jpeg(_Walker):
         self._in_scan = False
         return i
 
-    def _marker(self, buf: bytearray, i: int, out: list) -> int:
+    def _marker(self, buf: bytearray, i: int, out: bytearray) -> int:
         """buf[i] follows one or more 0xFF: a fill byte, a stuffed zero, or a marker."""
         m = buf[i]
         if m == 0xFF:
@@ -246,7 +246,7 @@ class _Jpeg(_Walker):
             self._in_scan = False
             return i
         if m == _EOI:
-            out.append(b"\xd9")
+            out += b"\xd9"
             self._state = "after"
             self._in_scan = False
             return i + 1
@@ -275,11 +275,12 @@ class _Jpeg(_Walker):
             return i
         ident = bytes(buf[i + 3 : i + 3 + head])
         if m == 0xE2 and ident.startswith(b"MPF\x00"):
-            out.append(self._mpf(buf[i : i + 1 + length], self._pos + i + 3 + 4))
+            out += self._mpf(buf[i : i + 1 + length], self._pos + i + 3 + 4)
             return i + 1 + length
         keep = _jpeg_kept_payload(m, ident, length - 2)
         if keep is None:
-            out.append(bytes([_NEUTRAL_APP]) + bytes(buf[i + 1 : i + 3]))
+            out.append(_NEUTRAL_APP)
+            out += buf[i + 1 : i + 3]
             self._changed |= m != _NEUTRAL_APP
             self._zero = length - 2
             return i + 3
@@ -385,7 +386,7 @@ class _Png(_Walker):
     def _ended_well(self) -> bool:
         return self._state == "trailer"
 
-    def _step(self, buf: bytearray, i: int, out: list) -> int:
+    def _step(self, buf: bytearray, i: int, out: bytearray) -> int:
         if self._state == "trailer":  # after IEND
             self._drop = len(buf) - i
             return i
@@ -430,11 +431,14 @@ class _Webp(_Walker):
         self._state = "header"
         self._need = 12
         self._ends: list[int] = []  # file offset where the RIFF body, or the open ANMF, ends
+        self._pictures = 0  # VP8 and VP8L chunks seen
 
     def _ended_well(self) -> bool:
+        if not self._pictures:
+            return False  # a RIFF body without a picture: the sizes cannot be trusted
         return self._state == "trailer" or (self._state == "chunks" and all(end == self._pos for end in self._ends))
 
-    def _step(self, buf: bytearray, i: int, out: list) -> int:
+    def _step(self, buf: bytearray, i: int, out: bytearray) -> int:
         at = self._pos + i
         self._need = 1
         if self._state == "trailer":  # after the RIFF body
@@ -451,6 +455,8 @@ class _Webp(_Walker):
         if at == self._ends[-1]:
             self._ends.pop()
             if not self._ends:
+                if not self._pictures:
+                    raise _Doubt
                 self._state = "trailer"
             return i
         if at + 8 > self._ends[-1]:
@@ -474,7 +480,9 @@ class _Webp(_Walker):
             flags = buf[i + 8]
             if flags & _WEBP_VP8X_METADATA_FLAGS:
                 self._changed = True
-            out.append(bytes(buf[i : i + 8]) + bytes([flags & ~_WEBP_VP8X_METADATA_FLAGS]) + bytes(buf[i + 9 : i + 18]))
+            out += buf[i : i + 8]
+            out.append(flags & ~_WEBP_VP8X_METADATA_FLAGS)
+            out += buf[i + 9 : i + 18]
             return i + 18
         if top and fourcc == b"ANMF":
             if size < 16:
@@ -483,9 +491,11 @@ class _Webp(_Walker):
             self._copy = 8 + 16
             return i
         if fourcc in (_WEBP_TOP_KEPT if top else _WEBP_FRAME_KEPT):
+            self._pictures += fourcc in (b"VP8 ", b"VP8L")
             self._copy = 8 + padded
             return i
-        out.append(b"JUNK" + bytes(buf[i + 4 : i + 8]))  # RIFF's own name for filler
+        out += b"JUNK"  # RIFF's own name for filler
+        out += buf[i + 4 : i + 8]
         self._changed |= fourcc != b"JUNK"
         self._zero = padded
         return i + 8
@@ -525,11 +535,11 @@ class _Heif(_Walker):
     def _ended_well(self) -> bool:
         return self._meta_seen and self._state in ("boxes", "rest") and not self._zero_ranges
 
-    def _emit(self, out: list, buf: bytearray, i: int, n: int) -> None:
+    def _emit(self, out: bytearray, buf: bytearray, i: int, n: int) -> None:
         start, end = self._pos + i, self._pos + i + n
         ranges = self._zero_ranges
         if not ranges or ranges[0][0] >= end:
-            out.append(bytes(buf[i : i + n]))
+            out += buf[i : i + n]
             return
         piece = bytearray(buf[i : i + n])
         while ranges and ranges[0][0] < end:
@@ -540,9 +550,9 @@ class _Heif(_Walker):
             if ranges[0][1] > end:
                 break
             ranges.pop(0)
-        out.append(bytes(piece))
+        out += piece
 
-    def _step(self, buf: bytearray, i: int, out: list) -> int:
+    def _step(self, buf: bytearray, i: int, out: bytearray) -> int:
         at = self._pos + i
         if self._state == "rest":  # inside a last box that runs to the end of the file
             self._copy = len(buf) - i
@@ -580,12 +590,12 @@ class _Heif(_Walker):
             box = bytearray(buf[i : i + size])
             self._zero_ranges = _neutralise_heif_meta(box, at, self)
             self._meta_seen = True
-            out.append(bytes(box))
+            out += box
             return i + size
         if kind not in _HEIF_DESCRIPTIVE_BOXES:
             raise _Doubt  # e.g. moov, the tracks of an image sequence
         self._changed |= kind != b"free"
-        out.append(bytes(buf[i : i + 4]) + b"free" + bytes(buf[i + 8 : i + header]))
+        out += buf[i : i + 4] + b"free" + buf[i + 8 : i + header]
         self._zero_ranges = _merged([*self._zero_ranges, (at + header, at + size)])
         self._copy = size - header
         return i + header

@@ -157,9 +157,9 @@ def _u32(buf: bytes | bytearray, i: int) -> int:
 # JPEG and MPO
 
 _NOT_FF = re.compile(rb"[^\xff]")
-# Entropy-coded data: anything but 0xFF, or 0xFF followed by a stuffed zero or a restart
-# marker. Possessive, so a long run costs one pass in C and no backtracking state.
-_SCAN_DATA = re.compile(rb"(?:[^\xff]++|\xff[\x00\xd0-\xd7])*+")
+# The end of entropy-coded data: a 0xFF followed by neither a stuffed zero nor a restart
+# marker (a fill byte or a marker). One search, in C, however the data looks.
+_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
 _NEUTRAL_APP = 0xEF  # APP15: no reader gives meaning to one filled with zeros
 _SOI, _EOI, _SOS, _TEM, _COM = 0xD8, 0xD9, 0xDA, 0x01, 0xFE
@@ -193,14 +193,18 @@ class _Jpeg(_Walker):
         state = self._state
         self._need = 1
         if state == "scan":
-            end = _SCAN_DATA.match(buf, i).end()
+            found = _SCAN_END.search(buf, i)
+            if found:
+                end = found.start()
+            else:  # a 0xFF at the end of what arrived waits for the byte after it
+                end = len(buf) - (buf[-1] == 0xFF)
             if end > i:
                 self._copy = end - i
-            elif len(buf) - i < 2:
-                self._need = 2  # a 0xFF at the end of what arrived: wait for the next byte
-            else:
+            elif found:
                 self._copy = 1
                 self._state = "ff"
+            else:
+                self._need = 2
             return i
         if state == "marker":
             if buf[i] == 0xFF:

@@ -1,9 +1,12 @@
-"""Photos lose their identifying metadata before they are sealed; other files pass as sent."""
+"""Photos lose their identifying metadata before they are sealed; other files pass as sent,
+and the reporter is told which was which. Attack files and real photos, judged by
+exiftool and Pillow, are in test_cleaning_attacks.py and test_cleaning_photos.py."""
 
 from __future__ import annotations
 
 import io
 import json
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +16,8 @@ PIL = pytest.importorskip("PIL")
 from PIL import Image, PngImagePlugin  # noqa: E402
 
 from whistle import crypto, db  # noqa: E402
-from whistle.cleaning import JPEG_MAGIC, PNG_MAGIC, MetadataCleaner  # noqa: E402
+from tests.photo_craft import jpeg, segment  # noqa: E402
+from whistle.cleaning import AS_SENT, CLEANED, JPEG_MAGIC, NOTHING_FOUND, PNG_MAGIC, MetadataCleaner  # noqa: E402
 from whistle.models import Report  # noqa: E402
 
 from .conftest import file_meta, file_plaintext  # noqa: E402
@@ -83,31 +87,104 @@ def test_png_text_and_time_removed_pixels_untouched(step):
 @pytest.mark.parametrize("data", [b"%PDF-1.7\n" + b"x" * 500, b"", b"\xff\xd8", b"PK\x03\x04docx"])
 def test_other_files_pass_unchanged(data):
     cleaned, cleaner = _clean(data, 7)
-    assert cleaned == data and cleaner.cleaned is None
+    assert cleaned == data and cleaner.cleaned is None and cleaner.verdict == AS_SENT
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "PNG", "WEBP"])
+def test_cleaner_photo_without_metadata_is_checked_and_left_as_it_was(kind):
+    out = io.BytesIO()
+    Image.new("RGB", (16, 8), (1, 2, 3)).save(out, kind)
+    cleaned, cleaner = _clean(out.getvalue(), 5)
+    assert cleaned == out.getvalue()
+    assert cleaner.verdict == NOTHING_FOUND and cleaner.cleaned is None
+
+
+def test_cleaner_verdict_is_cleaned_only_when_the_file_ends_where_it_should():
+    whole = _jpeg_with_metadata()
+    assert _clean(whole, 100)[1].verdict == CLEANED
+    assert _clean(whole[:-2], 100)[1].verdict == AS_SENT  # no end of image
+    assert _clean(whole + b"trailer", 100)[1].verdict == CLEANED  # zeroed, as no decoder reads it
+
+
+def test_cleaner_memory_stays_flat_whatever_the_file():
+    """16 MiB of big metadata segments, fill bytes and scan data, fed in the 64 KiB pieces
+    uploads arrive in: the cleaner holds a piece or two, never the file."""
+    chunk = 64 * 1024
+    exif = segment(0xE1, (b"Exif\x00\x00" + b"GPS!" * 16384)[: 0xFFFF - 2])  # the longest segment
+    head, scan = jpeg(seed=4).split(b"\xff\xda", 1)
+    parts = [head, *[exif] * 100, b"\xff" * (4 * 1024 * 1024), b"\xff\xda" + scan[:-2], b"\x55" * (5 * 1024 * 1024), b"\xff\xd9"]
+    cleaner = MetadataCleaner()
+    tracemalloc.start()
+    try:
+        for part in parts:
+            for at in range(0, len(part), chunk):
+                assert b"GPS!" not in cleaner.feed(part[at : at + chunk])
+        cleaner.close()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert cleaner.verdict == CLEANED
+    assert peak < 6 * chunk  # input, output and one temporary piece; not the 16 MiB
 
 
 @settings(max_examples=150, deadline=None)
-@given(magic=st.sampled_from([JPEG_MAGIC, PNG_MAGIC, b""]), body=st.binary(max_size=3000), step=st.integers(1, 500))
+@given(
+    magic=st.sampled_from([JPEG_MAGIC, PNG_MAGIC, b"RIFF\x40\x00\x00\x00WEBPVP8X", b"\x00\x00\x00\x10ftypheic", b""]),
+    body=st.binary(max_size=3000),
+    step=st.integers(1, 500),
+)
 def test_cleaner_never_fails_and_does_not_depend_on_chunking(magic, body, step):
     data = magic + body
-    whole, _ = _clean(data, len(data) or 1)
-    assert _clean(data, step)[0] == whole
+    whole, cleaner = _clean(data, len(data) or 1)
+    pieces, cut = _clean(data, step)
+    assert (pieces, cut.verdict) == (whole, cleaner.verdict)
     assert len(whole) <= len(data)
 
 
-def test_submitted_photo_stored_without_metadata_and_reporter_told(app, reporter, officer_key):
-    response = reporter.submit(files=[(io.BytesIO(_jpeg_with_metadata()), "IMG_0001.jpg"),
-                                      (io.BytesIO(b"%PDF-1.4 " + GPS_MARK.encode()), "memo.pdf")])
-    html = response.get_data(as_text=True)
+def _doubtful_jpeg() -> bytes:
+    """A JPEG with a reserved marker before its Exif: not understood, so stored as sent."""
+    data = _jpeg_with_metadata()
+    return data[:2] + b"\xff\x02\x00\x02" + data[2:]
+
+
+def _plain_png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(out, "PNG")
+    return out.getvalue()
+
+
+UPLOADS = [
+    (_jpeg_with_metadata, "IMG_0001.jpg"),
+    (_plain_png, "plain.png"),
+    (_doubtful_jpeg, "odd.jpg"),
+    (lambda: b"%PDF-1.4 " + GPS_MARK.encode(), "memo.pdf"),
+]
+
+
+def _told(html: str) -> None:
+    assert "removed from: IMG_0001.jpg." in html
+    assert "No hidden details such as location were found in: plain.png." in html
+    assert "stored as sent, without removing hidden details: odd.jpg, memo.pdf." in html
+
+
+def test_submitted_photos_reporter_told_which_were_cleaned_checked_or_stored_as_sent(app, reporter, officer_key):
+    response = reporter.submit(files=[(io.BytesIO(make()), name) for make, name in UPLOADS])
     assert response.status_code == 200
-    assert "removed from: IMG_0001.jpg" in html
-    assert "stored as sent, without removing hidden details: memo.pdf" in html
+    _told(response.get_data(as_text=True))
     store = app.extensions["whistle.blobs"]
     with app.app_context():
         report = db.session().query(Report).one()
-        photo, memo = report.attachments
-        plain = file_plaintext(app, report, photo, officer_key)
-        meta = file_meta(report, photo, officer_key)
-    assert GPS_MARK.encode() not in plain and CAMERA_MARK.encode() not in plain
-    assert meta.cleaned == "jpeg" and meta.size == len(plain)
-    assert _pixels(plain) == _pixels(_jpeg_with_metadata())
+        photo, plain, odd, memo = report.attachments
+        stored = file_plaintext(app, report, photo, officer_key)
+        metas = [file_meta(report, a, officer_key) for a in report.attachments]
+    assert GPS_MARK.encode() not in stored and CAMERA_MARK.encode() not in stored
+    assert [m.cleaned for m in metas] == ["jpeg", None, None, None]
+    assert metas[0].size == len(stored)
+    assert _pixels(stored) == _pixels(_jpeg_with_metadata())
+
+
+def test_reply_photos_reporter_told_which_were_cleaned_checked_or_stored_as_sent(reporter):
+    reporter.open_case(reporter.submit_ok())
+    response = reporter.reply("Photos", files=[(io.BytesIO(make()), name) for make, name in UPLOADS])
+    assert response.status_code == 303
+    _told(reporter.client.get("/case").get_data(as_text=True))

@@ -22,7 +22,7 @@ from typing import BinaryIO, Sequence
 from flask import Flask, Request, current_app, g
 
 from . import crypto
-from .cleaning import MetadataCleaner
+from .cleaning import AS_SENT, MetadataCleaner
 from .storage import BlobStore
 
 
@@ -66,11 +66,13 @@ class SealingUpload:
 
     @property
     def photo_checked(self) -> bool:
-        """True for a JPEG or PNG: its metadata was removed (or there was none)."""
-        return self._cleaner.kind is not None
+        """True for a photo walked to its end with certainty: its metadata was removed, or
+        it had none. Anything else (other files, photos not understood) is stored as sent."""
+        return self._cleaner.verdict != AS_SENT
 
     @property
     def cleaned(self) -> str | None:
+        """The photo's format when metadata was found and removed, else None."""
         return self._cleaner.cleaned
 
     @property

@@ -42,10 +42,12 @@ def _file_errors(uploads: list[SealingUpload]) -> list[str]:
 
 
 def _cleaning(uploads: list[SealingUpload]) -> dict[str, list[str]]:
-    """Which stored files had their hidden details removed, and which were kept as sent,
-    so that the reporter knows (DESIGN: tell the reporter what was and was not cleaned)."""
+    """Which stored files had their hidden details removed, which were checked and had
+    none, and which were kept as sent, so that the reporter knows (DESIGN: tell the
+    reporter what was and was not cleaned)."""
     return {
-        "cleaned": [u.filename for u in uploads if u.photo_checked],
+        "cleaned": [u.filename for u in uploads if u.cleaned],
+        "nothing_found": [u.filename for u in uploads if u.photo_checked and not u.cleaned],
         "as_sent": [u.filename for u in uploads if not u.photo_checked],
     }
 
@@ -242,6 +244,8 @@ def reply():
         files = _cleaning(uploads)
         if files["cleaned"]:
             flash(_("Hidden details such as location were removed from: %(names)s.", names=", ".join(files["cleaned"])), "info")
+        if files["nothing_found"]:
+            flash(_("No hidden details such as location were found in: %(names)s.", names=", ".join(files["nothing_found"])), "info")
         if files["as_sent"]:
             flash(_("These files were stored as sent, without removing hidden details: %(names)s.", names=", ".join(files["as_sent"])), "info")
         return redirect(url_for(".case"), 303)

@@ -5,8 +5,9 @@ request class hands the multipart parser a `SealingUpload` instead: every write 
 through `crypto.FileSealer` into a file in the blob store's `incoming/` folder, so memory
 holds at most one 64 KiB chunk and no plaintext byte reaches the disk.
 
-A file over the size cap, or past the number of files allowed, is not an error inside the
-parser: its bytes are dropped and it is flagged, so the form's text still arrives and the
+A file over the size cap, past the number of files allowed, or one the disk would not take
+(full, failing) is not an error inside the parser: its bytes are dropped, whatever was
+written of it is deleted, and it is flagged, so the form's text still arrives and the
 reporter sees a clear message with what they typed kept.
 
 Incoming blobs (`storage.BlobStore`) become permanent only when a service `claim`s them
@@ -15,6 +16,8 @@ just before its commit; whatever a request leaves unclaimed is deleted when the 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from typing import BinaryIO
 
@@ -23,6 +26,12 @@ from flask import Flask, Request, current_app, g
 from . import crypto, db, keyring
 from .cleaning import MetadataCleaner
 from .storage import BlobStore
+
+log = logging.getLogger(__name__)
+
+
+class UploadNotKept(Exception):
+    """A file was asked to be stored that was refused or that the disk did not take."""
 
 
 class SealingUpload:
@@ -43,7 +52,8 @@ class SealingUpload:
         self.max_bytes = max_bytes
         #: Bytes received from the client (the cap applies to these).
         self.received = 0
-        #: Why this file was not kept: "too_large", "too_many", or None.
+        #: Why this file was not kept: "too_large", "too_many", "unnamed", "storage" (the
+        #: disk refused a write: full or failing), or None.
         self.refused = refused
         self.blob_name: str | None = None
         self.claimed = False
@@ -52,8 +62,11 @@ class SealingUpload:
         self._sealer: crypto.FileSealer | None = None
         self._cleaner = MetadataCleaner()
         if refused is None and store is not None:
-            self.blob_name, self._file = store.new_incoming()
-            self._sealer = crypto.FileSealer(self._file, recipients)
+            try:
+                self.blob_name, self._file = store.new_incoming()
+                self._sealer = crypto.FileSealer(self._file, recipients)
+            except OSError as exc:
+                self._refuse_storage(exc)
 
     @property
     def size(self) -> int:
@@ -89,7 +102,10 @@ class SealingUpload:
                 self.refused = "too_large"
                 self.discard()
             else:
-                self._sealer.write(self._cleaner.feed(data))
+                try:
+                    self._sealer.write(self._cleaner.feed(data))
+                except OSError as exc:
+                    self._refuse_storage(exc)
         elif self.refused is None and self.received:
             self.refused = "unnamed"  # data in a part without a file name: not a browser upload
         return len(data)
@@ -109,24 +125,44 @@ class SealingUpload:
 
     def _finish(self) -> None:
         if self._sealer is not None and self._file is not None and not self._file.closed:
-            self._sealer.write(self._cleaner.close())
-            self._sealer.close()
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+            try:
+                self._sealer.write(self._cleaner.close())
+                self._sealer.close()
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+            except OSError as exc:
+                self._refuse_storage(exc)
+
+    def _refuse_storage(self, exc: OSError) -> None:
+        # The error's kind only: its text names the file's path.
+        log.error("the blob store refused an upload (%s, errno %s); nothing of it is kept", type(exc).__name__, exc.errno)
+        self.refused = "storage"
+        self.discard()
 
     def discard(self) -> None:
+        """Close and delete whatever was written of this file (never a claimed one)."""
         if self._file is not None and not self._file.closed:
-            self._file.close()
+            # A full disk fails the flush inside close(); the descriptor is closed anyway.
+            with contextlib.suppress(OSError):
+                self._file.close()
         if self.blob_name and self._store is not None and not self.claimed:
-            self._store.discard_incoming(self.blob_name)
+            try:
+                self._store.discard_incoming(self.blob_name)
+            except OSError as exc:  # left for `whistle sweep`: it is ciphertext
+                log.error("could not delete an unclaimed upload (%s); `whistle sweep` will", type(exc).__name__)
         self._sealer = None
 
-    def claim(self) -> None:
-        assert self._store is not None and self.blob_name is not None and self.refused is None
+    def claim(self) -> str:
+        """Make the file permanent and return its blob name; `UploadNotKept` if it was
+        refused or the disk did not take it, `OSError` if the move failed."""
         self._finish()
-        self._store.claim(self.blob_name)
+        store, name = self._store, self.blob_name
+        if self.refused is not None or store is None or name is None:
+            raise UploadNotKept(self.refused or "no file")
+        store.claim(name)
         self.claimed = True
+        return name
 
 
 class SealingRequest(Request):

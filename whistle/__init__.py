@@ -79,10 +79,11 @@ def create_app(test_config: dict[str, Any] | None = None, *, require_recipients:
     unless `require_recipients` is false (key-management commands), without at least one
     officer public key and the recovery public key.
     """
-    from . import ratelimit
+    from . import ratelimit, visits
     from .reporter.views import bp as reporter_bp
 
     app = _base_app(test_config, require_recipients, "reporter")
+    visits.init_app(app)
     app.config["SESSION_COOKIE_NAME"] = "whistle"
     app.jinja_env.globals["base_layout"] = "base.html"
     app.jinja_env.globals["home_endpoint"] = "reporter.landing"

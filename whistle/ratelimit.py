@@ -27,6 +27,13 @@ LIMITED_ENDPOINTS = {
     "reporter.status": "ratelimit_status",
     "reporter.reply": "ratelimit_reply",
     "officer_auth.sign_in": "ratelimit_signin",
+    # Every other POST too (tests/test_request_memory.py checks that none is left out).
+    "reporter.saved": "ratelimit_other",
+    "reporter.receipt_text": "ratelimit_other",
+    "reporter.close": "ratelimit_other",
+    "officer_auth.sign_out": "ratelimit_other",
+    "officer_auth.change_passphrase": "ratelimit_other",
+    "officer_auth.enrol": "ratelimit_other",
 }
 
 

@@ -24,6 +24,7 @@ from typing import BinaryIO
 from flask import Flask, Request, current_app, g
 
 from . import crypto, db, keyring
+from .bodies import CappedFormDataParser
 from .cleaning import MetadataCleaner
 from .storage import BlobStore
 
@@ -166,7 +167,10 @@ class SealingUpload:
 
 
 class SealingRequest(Request):
-    """Flask's request, but uploads are sealed as they stream in (see module docstring)."""
+    """Flask's request, but uploads are sealed as they stream in (see module docstring),
+    and a body is parsed only within its page's cap (bodies.py)."""
+
+    form_data_parser_class = CappedFormDataParser
 
     def _get_file_stream(
         self,

@@ -19,7 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _base_app(test_config: dict[str, Any] | None, require_recipients: bool, audience: str) -> Flask:
-    from . import codes, config, db, ephemeral, errors, extensions, i18n, keyring, labels, security, storage, uploads
+    from . import bodies, codes, config, db, ephemeral, errors, extensions, i18n, keyring, labels, security, storage, uploads
 
     test_config = dict(test_config or {})
     clock = test_config.pop("clock", i18n.thai_today)
@@ -48,6 +48,7 @@ def _base_app(test_config: dict[str, Any] | None, require_recipients: bool, audi
     extensions.init_app(app, settings, clock, state or ephemeral.from_uri(settings.state_storage_uri, wallclock), wallclock)
     db.init_app(app, settings.database_url)
     uploads.init_app(app, storage.LocalBlobStore(settings.blob_dir))
+    bodies.init_app(app)
     i18n.init_app(app)
     labels.init_app(app)
     errors.init_app(app)
@@ -81,10 +82,11 @@ def create_app(test_config: dict[str, Any] | None = None, *, require_recipients:
     unless `require_recipients` is false (key-management commands), without at least one
     officer public key and the recovery public key.
     """
-    from . import ratelimit
+    from . import ratelimit, visits
     from .reporter.views import bp as reporter_bp
 
     app = _base_app(test_config, require_recipients, "reporter")
+    visits.init_app(app)
     app.config["SESSION_COOKIE_NAME"] = "whistle"
     app.jinja_env.globals["base_layout"] = "base.html"
     app.jinja_env.globals["home_endpoint"] = "reporter.landing"

@@ -313,7 +313,8 @@ def _unpack(archive: Path, dest: Path) -> int:
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             digest = hashlib.sha256()
             source = tar.extractfile(member)
-            assert source is not None
+            if source is None:
+                raise BackupError(f"manifest mismatch: {name} cannot be read")
             with open(target, "xb") as out:
                 while chunk := source.read(_CHUNK):
                     digest.update(chunk)

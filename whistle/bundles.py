@@ -106,10 +106,20 @@ def _keeps(ch: str) -> bool:
     return ch.isalnum() or ch in "_.- " or unicodedata.category(ch) in ("Mn", "Mc")
 
 
+#: Names Windows gives to devices, whatever the extension and case: a file saved as
+#: `CON.txt` or `com1.pdf` would open a device, or fail to save, on an officer's PC.
+_WINDOWS_DEVICES = frozenset(
+    {"CON", "PRN", "AUX", "NUL"} | {f"{port}{n}" for port in ("COM", "LPT") for n in "0123456789\u00b9\u00b2\u00b3"}
+)
+
+
 def safe_filename(name: str, fallback: str) -> str:
-    """A file name that cannot escape the output folder or hide as a dotfile."""
+    """A file name that cannot escape the output folder, hide as a dotfile, or name a
+    Windows device."""
     base = Path(name.replace("\\", "/")).name
     name = re.sub("\0+", "_", "".join(ch if _keeps(ch) else "\0" for ch in base)).strip(" .")
+    if name.split(".", 1)[0].rstrip(" ").upper() in _WINDOWS_DEVICES:
+        name = "_" + name
     return (name or fallback)[:120]
 
 

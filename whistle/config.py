@@ -99,6 +99,11 @@ class Settings:
     ratelimit_status: str = "30 per hour"
     ratelimit_reply: str = "20 per hour"
     ratelimit_signin: str = "20 per hour"
+    #: Each page where officers change a case, per client address (an office may share one).
+    ratelimit_officer: str = "600 per hour"
+    #: Every other POST: the receipt's two steps, closing a case view, an officer's
+    #: sign-out and first-sign-in steps (each page counted apart).
+    ratelimit_other: str = "60 per hour"
     status_view_minutes: int = 15
     #: An officer's session ends after this long without a request, and after this long in all.
     officer_idle_minutes: int = 30
@@ -178,6 +183,8 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
             ratelimit_status=str(pick("ratelimit_status", Settings.ratelimit_status)),
             ratelimit_reply=str(pick("ratelimit_reply", Settings.ratelimit_reply)),
             ratelimit_signin=str(pick("ratelimit_signin", Settings.ratelimit_signin)),
+            ratelimit_officer=str(pick("ratelimit_officer", Settings.ratelimit_officer)),
+            ratelimit_other=str(pick("ratelimit_other", Settings.ratelimit_other)),
             state_storage_uri=str(pick("state_storage_uri", "") or pick("ratelimit_storage_uri", Settings.ratelimit_storage_uri)),
             officer_idle_minutes=int(pick("officer_idle_minutes", Settings.officer_idle_minutes)),
             officer_session_hours=int(pick("officer_session_hours", Settings.officer_session_hours)),

@@ -723,7 +723,8 @@ class FileSealer:
         return size
 
     def _emit(self, chunk: bytes | memoryview, *, last: bool) -> None:
-        assert self._aead is not None
+        if self._aead is None:  # closed: nothing more may be sealed into this stream
+            raise ValueError("sealer is closed")
         self._sink.write(self._aead.encrypt(_chunk_nonce(self._counter, last), chunk, self._header))
         self._counter += 1
 

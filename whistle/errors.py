@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
+from .ephemeral import StateUnavailable
 from .keyring import MissingRecipients
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,11 @@ def handle_database_unavailable(exc: Exception):
     return handle_http(ServiceUnavailable())
 
 
+def handle_state_unavailable(exc: StateUnavailable):
+    log.error("short-lived state storage unavailable (%s); refusing the request", exc)
+    return handle_http(ServiceUnavailable())
+
+
 def handle_unexpected(exc: Exception):
     # The type and the frames, never the message: an exception's text may carry what a
     # reporter typed.
@@ -76,6 +82,7 @@ class ServiceUnavailable(HTTPException):
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http)
     app.register_error_handler(MissingRecipients, handle_missing_recipients)
+    app.register_error_handler(StateUnavailable, handle_state_unavailable)
     for kind in DATABASE_UNAVAILABLE:
         app.register_error_handler(kind, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

@@ -8,6 +8,7 @@ was asked to store, or nothing (and removes any file it had moved into the store
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -20,7 +21,9 @@ from .codes import CodeCost, TrackingCode
 from .config import Settings
 from .models import Attachment, Author, Channel, Message, Report, Status, StatusEvent
 from .storage import BlobStore
-from .uploads import SealingUpload
+from .uploads import SealingUpload, UploadNotKept
+
+log = logging.getLogger(__name__)
 
 #: The reporter's fields, in the order they are shown to officers.
 TIP_FIELDS = ("what", "people", "when", "where", "how_known", "evidence")
@@ -31,7 +34,7 @@ class UnknownCode(Exception):
 
 
 class StorageFailed(Exception):
-    """The database did not take the write; nothing was stored."""
+    """The database or the blob store did not take the write; nothing was stored."""
 
 
 @dataclass(frozen=True)
@@ -96,22 +99,28 @@ def commit_with_files(session: Session, store: BlobStore, uploads: Sequence[Seal
     `whistle sweep` removes; never a row that points at a missing file. After the commit
     the files' times are set back to the day, as coarse as the rows' dates.
     """
-    claimed: list[SealingUpload] = []
+    claimed: list[str] = []
     try:
         session.flush()
         for upload in uploads:
-            upload.claim()
-            claimed.append(upload)
+            claimed.append(upload.claim())
         session.commit()
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, OSError, UploadNotKept) as exc:
         session.rollback()
-        for upload in claimed:
-            assert upload.blob_name is not None
-            store.delete(upload.blob_name)
+        for name in claimed:
+            store.delete(name)
         raise StorageFailed() from exc
-    for upload in claimed:
-        assert upload.blob_name is not None
-        store.blur_times(upload.blob_name, today)
+    for name in claimed:
+        try:
+            store.blur_times(name, today)
+        except OSError as exc:  # the tip is stored: its code must still be shown
+            log.error("could not set a stored file's times back to its day (%s)", type(exc).__name__)
+
+
+def _require_files_kept(uploads: Sequence[SealingUpload]) -> None:
+    """Refuse at once, before any costly work, when the disk did not take a file."""
+    if any(upload.refused is not None for upload in uploads):
+        raise StorageFailed()
 
 
 def submit_report(
@@ -126,6 +135,7 @@ def submit_report(
     channel: Channel = Channel.WEB,
 ) -> TrackingCode:
     """Store a new tip, whole, and return its tracking code (shown once, never stored)."""
+    _require_files_kept(uploads)
     try:
         recipients = keyring.recipients(session, trust)
         code = _unique_lookup(session)
@@ -259,6 +269,7 @@ def add_message(
     signing_key: crypto.SigningKey | None = None,
 ) -> None:
     """Add a reporter's message (or, from the command line, an officer's) and commit it."""
+    _require_files_kept(uploads)
     report = _opened_report(session, report_id)
     stage_message(session, trust, report, author, text, uploads, today, signing_key=signing_key)
     commit_with_files(session, store, uploads, today)

@@ -27,6 +27,18 @@ LIMITED_ENDPOINTS = {
     "reporter.status": "ratelimit_status",
     "reporter.reply": "ratelimit_reply",
     "officer_auth.sign_in": "ratelimit_signin",
+    # Every other POST too (tests/test_request_memory.py checks that none is left out).
+    "reporter.saved": "ratelimit_other",
+    "reporter.receipt_text": "ratelimit_other",
+    "reporter.close": "ratelimit_other",
+    "officer_auth.sign_out": "ratelimit_other",
+    "officer_auth.change_passphrase": "ratelimit_other",
+    "officer_auth.enrol": "ratelimit_other",
+    # The officers' work: one office may share an address, hence its own, larger limit.
+    "officer_cases.step": "ratelimit_officer",
+    "officer_cases.assign": "ratelimit_officer",
+    "officer_cases.add_note": "ratelimit_officer",
+    "officer_cases.send_message": "ratelimit_officer",
 }
 
 

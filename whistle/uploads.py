@@ -5,8 +5,9 @@ request class hands the multipart parser a `SealingUpload` instead: every write 
 through `crypto.FileSealer` into a file in the blob store's `incoming/` folder, so memory
 holds at most one 64 KiB chunk and no plaintext byte reaches the disk.
 
-A file over the size cap, or past the number of files allowed, is not an error inside the
-parser: its bytes are dropped and it is flagged, so the form's text still arrives and the
+A file over the size cap, past the number of files allowed, or one the disk would not take
+(full, failing) is not an error inside the parser: its bytes are dropped, whatever was
+written of it is deleted, and it is flagged, so the form's text still arrives and the
 reporter sees a clear message with what they typed kept.
 
 Incoming blobs (`storage.BlobStore`) become permanent only when a service `claim`s them
@@ -15,15 +16,24 @@ just before its commit; whatever a request leaves unclaimed is deleted when the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 from typing import BinaryIO, Sequence
 
 from flask import Flask, Request, current_app, g
 
 from . import crypto
+from .bodies import CappedFormDataParser
 from .cleaning import AS_SENT, MetadataCleaner
 from .storage import BlobStore
+
+log = logging.getLogger(__name__)
+
+
+class UploadNotKept(Exception):
+    """A file was asked to be stored that was refused or that the disk did not take."""
 
 
 class SealingUpload:
@@ -43,7 +53,8 @@ class SealingUpload:
         self.max_bytes = max_bytes
         #: Bytes received from the client (the cap applies to these).
         self.received = 0
-        #: Why this file was not kept: "too_large", "too_many", or None.
+        #: Why this file was not kept: "too_large", "too_many", "unnamed", "storage" (the
+        #: disk refused a write: full or failing), or None.
         self.refused = refused
         self.blob_name: str | None = None
         self.claimed = False
@@ -56,8 +67,11 @@ class SealingUpload:
         if refused is None and store is not None:
             # Sealed to nobody yet: who may open it, and for which case, is fixed when a
             # service records it (`wrap_for`), once the case is known.
-            self.blob_name, self._file = store.new_incoming()
-            self._sealer = crypto.FileSealer(self._file)
+            try:
+                self.blob_name, self._file = store.new_incoming()
+                self._sealer = crypto.FileSealer(self._file)
+            except OSError as exc:
+                self._refuse_storage(exc)
 
     @property
     def size(self) -> int:
@@ -80,10 +94,11 @@ class SealingUpload:
         return self._digest.hexdigest()
 
     def wrap_for(self, recipients: Sequence[crypto.PublicKey], context: crypto.Context) -> bytes:
-        """The wrap block that lets `recipients` open this file, bound to `context`."""
-        if self._sealer is None:
-            raise ValueError("nothing was stored for this upload")
+        """The wrap block that lets `recipients` open this file, bound to `context`;
+        `UploadNotKept` if it was refused or the disk did not take it."""
         self._finish()
+        if self._sealer is None or self.refused is not None:
+            raise UploadNotKept(self.refused or "no file")
         return self._sealer.wrap_for(recipients, context)
 
     @property
@@ -102,7 +117,10 @@ class SealingUpload:
                 self.refused = "too_large"
                 self.discard()
             else:
-                self._store_plain(self._cleaner.feed(data))
+                try:
+                    self._store_plain(self._cleaner.feed(data))
+                except OSError as exc:
+                    self._refuse_storage(exc)
         elif self.refused is None and self.received:
             self.refused = "unnamed"  # data in a part without a file name: not a browser upload
         return len(data)
@@ -126,28 +144,51 @@ class SealingUpload:
 
     def _finish(self) -> None:
         if self._sealer is not None and self._file is not None and not self._file.closed:
-            self._store_plain(self._cleaner.close())
-            self._sealer.close()
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+            try:
+                self._store_plain(self._cleaner.close())
+                self._sealer.close()
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+            except OSError as exc:
+                self._refuse_storage(exc)
+
+    def _refuse_storage(self, exc: OSError) -> None:
+        # The error's kind only: its text names the file's path.
+        log.error("the blob store refused an upload (%s, errno %s); nothing of it is kept", type(exc).__name__, exc.errno)
+        self.refused = "storage"
+        self.discard()
 
     def discard(self) -> None:
+        """Close and delete whatever was written of this file (never a claimed one)."""
         if self._file is not None and not self._file.closed:
-            self._file.close()
+            # A full disk fails the flush inside close(); the descriptor is closed anyway.
+            with contextlib.suppress(OSError):
+                self._file.close()
         if self.blob_name and self._store is not None and not self.claimed:
-            self._store.discard_incoming(self.blob_name)
+            try:
+                self._store.discard_incoming(self.blob_name)
+            except OSError as exc:  # left for `whistle sweep`: it is ciphertext
+                log.error("could not delete an unclaimed upload (%s); `whistle sweep` will", type(exc).__name__)
         self._sealer = None
 
-    def claim(self) -> None:
-        assert self._store is not None and self.blob_name is not None and self.refused is None
+    def claim(self) -> str:
+        """Make the file permanent and return its blob name; `UploadNotKept` if it was
+        refused or the disk did not take it, `OSError` if the move failed."""
         self._finish()
-        self._store.claim(self.blob_name)
+        store, name = self._store, self.blob_name
+        if self.refused is not None or store is None or name is None:
+            raise UploadNotKept(self.refused or "no file")
+        store.claim(name)
         self.claimed = True
+        return name
 
 
 class SealingRequest(Request):
-    """Flask's request, but uploads are sealed as they stream in (see module docstring)."""
+    """Flask's request, but uploads are sealed as they stream in (see module docstring),
+    and a body is parsed only within its page's cap (bodies.py)."""
+
+    form_data_parser_class = CappedFormDataParser
 
     def _get_file_stream(
         self,

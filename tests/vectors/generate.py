@@ -247,7 +247,14 @@ def version_1() -> None:
     secret_key = "test-vector-secret-key-0123456789abcdef"
     server_key = crypto.hkdf(secret_key.encode(), b"whistle v1 server key")
     view_key = crypto.hkdf(server_key, b"whistle v1 status view key")
-    payload = json.dumps({"id": 7, "key": base64.b64encode(reporter.unsafe_to_bytes()).decode(), "at": 1795000000}).encode()
+    payload = json.dumps(
+        {
+            "id": 7,
+            "key": base64.b64encode(reporter.unsafe_to_bytes()).decode(),
+            "at": 1795000000,
+            "view": fixed_bytes("whistle test vector view id", 16).hex(),
+        }
+    ).encode()
     view_nonce = fixed_bytes("whistle test vector view nonce", 12)
     real_urandom = crypto.os.urandom
     crypto.os.urandom = lambda n: view_nonce

@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 
 from .. import db, intake, visits
 from ..codes import Busy, MalformedCode, TrackingCode, normalise_digits, parse_code
-from ..extensions import server_key, settings, today, trust
+from ..extensions import server_key, settings, state, today, trust
 from ..labels import OUTCOME_LABELS, STATUS_LABELS, category_choices, category_label
 from ..models import Author
 from ..uploads import SealingUpload, blob_store, request_uploads
@@ -26,13 +26,17 @@ bp = Blueprint("reporter", __name__)
 # --------------------------------------------------------------------------- helpers
 
 
-def _file_errors(uploads: list[SealingUpload]) -> list[str]:
+def _file_errors(uploads: list[SealingUpload], files_field: str) -> list[str]:
     s = settings()
     errors = []
     if any(u.refused == "too_many" for u in uploads):
         errors.append(_("You can attach at most %(n)d files.", n=s.max_files))
     if any(u.refused == "unnamed" for u in uploads):
         errors.append(_("A file arrived without a name and could not be read. Please attach it again."))
+    if request.form.getlist(files_field):
+        # A file part whose name the parser could not read (a line break in it) arrives as
+        # text under the file input's name; no browser sends text there.
+        errors.append(_("The name of a file could not be read, so the file was not kept. Please rename it and attach it again."))
     for u in uploads:
         if u.refused == "too_large":
             errors.append(
@@ -72,7 +76,7 @@ def _receipt_code(form: ReceiptForm) -> TrackingCode | None:
 
 def _opened_case() -> intake.OpenedCase | None:
     opened = visits.open_sealed_case(
-        server_key(), session.get("case"), time.time(), settings().status_view_minutes * 60
+        server_key(), session.get("case"), time.time(), settings().status_view_minutes * 60, state()
     )
     if opened is None:
         session.pop("case", None)
@@ -111,11 +115,11 @@ def _render_report_form(form: ReportForm, status: int = 200):
 @bp.route("/report", methods=["GET", "POST"])
 def report():
     form = ReportForm(category_choices(settings().organisation))
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD as GET
         return _render_report_form(form)
     valid = form.validate_on_submit()
     uploads = request_uploads()
-    file_errors = _file_errors(uploads)
+    file_errors = _file_errors(uploads, form.files.name)
     if valid and not file_errors:
         try:
             code = intake.submit_report(
@@ -178,10 +182,11 @@ def receipt_text():
 @bp.route("/status", methods=["GET", "POST"])
 def status():
     form = StatusForm()
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD as GET
         return render_template("reporter/status.html", form=form)
     if not form.validate_on_submit():
         _form_problem(form)
+        form.code.data = ""  # never echo a code, not even on an expired form
         return render_template("reporter/status.html", form=form), 400
     try:
         opened = intake.open_case(db.session(), settings(), server_key(), form.code.parsed)
@@ -230,7 +235,7 @@ def reply():
     form = ReplyForm()
     valid = form.validate_on_submit()
     uploads = request_uploads()
-    file_errors = _file_errors(uploads)
+    file_errors = _file_errors(uploads, form.files.name)
     if valid and not file_errors:
         try:
             intake.add_message(
@@ -265,5 +270,7 @@ def case_gone(_exc: intake.UnknownCode):
 @bp.post("/case/close")
 def close():
     CloseForm().validate_on_submit()  # closing needs no proof; the view is dropped anyway
-    session.pop("case", None)
+    sealed = session.pop("case", None)
+    # Closed on the server too, so that a copy of the cookie opens nothing.
+    visits.close_view(server_key(), sealed, time.time(), settings().status_view_minutes * 60, state())
     return redirect(url_for(".landing"), 303)

@@ -18,7 +18,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, require_recipients:
     unless `require_recipients` is false (key-management commands), without at least one
     officer public key and the recovery public key.
     """
-    from . import codes, config, db, errors, extensions, i18n, keyring, labels, ratelimit, security, uploads
+    from . import codes, config, db, errors, extensions, i18n, keyring, labels, ratelimit, security, uploads, wsgi_guard
     from .reporter.views import bp as reporter_bp
 
     test_config = dict(test_config or {})
@@ -58,6 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, require_recipients:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
+    app.wsgi_app = wsgi_guard.BodyGuard(app.wsgi_app)  # type: ignore[method-assign]
 
     if require_recipients:
         with app.app_context():

@@ -51,6 +51,12 @@ def session() -> Session:
     return g.db_session
 
 
+def short_session() -> Session:
+    """A session apart from the request's, for a read in the middle of a request; used as
+    a context manager, it gives its connection back to the pool at once."""
+    return current_app.extensions["whistle.sessionmaker"]()
+
+
 def _close_session(_exc: BaseException | None) -> None:
     s = g.pop("db_session", None)
     if s is None:

@@ -212,7 +212,10 @@ class SealingRequest(Request):
 def _request_recipients() -> list[crypto.PublicKey]:
     """The recipients new files are sealed to, read once per request."""
     if "upload_recipients" not in g:
-        g.upload_recipients = keyring.recipients(db.session())
+        # Not in the request's session, which would keep its connection while the rest of
+        # the upload arrives: a few dozen slow uploads would hold every one in the pool.
+        with db.short_session() as session:
+            g.upload_recipients = keyring.recipients(session)
     return g.upload_recipients
 
 

@@ -361,7 +361,8 @@ def main() -> int:
         bound_wall = cores / wall  # the same formula with one derivation's wall time
         load_before = os.getloadavg()
         print(f"machine: {machine()}")
-        print(f"gunicorn: {workers} workers (shipped config: gthread, 8 threads), argon2_concurrency 2 per worker")
+        threads = re.search(r"(?m)^threads = (\d+)", (ROOT / "deploy" / "gunicorn.conf.py").read_text()).group(1)
+        print(f"gunicorn: {workers} workers (shipped config: gthread, {threads} threads), argon2_concurrency 2 per worker")
         print(f"derivation (t=3, m=64 MiB, p=4), median of {args.derivations}: {wall * 1000:.1f} ms wall, {cpu * 1000:.1f} ms CPU")
         print(f"bound: {cores} cores / {cpu * 1000:.1f} ms CPU = {bound_cpu:.2f} derivations/s"
               f"  (cores / wall time: {bound_wall:.2f}/s; load average before: {load_before[0]:.2f})")

@@ -190,15 +190,7 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def server_pids(master: int) -> list[int]:
-    pids = [master]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == master:
-                    pids.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                pass
-    return pids
+    return [master, *live.children(master)]
 
 
 def run_phase(port: int, args, phase: str, seconds: float, flood: int, given: list) -> tuple[Recorder, float]:

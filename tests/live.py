@@ -59,6 +59,40 @@ def wait_listening(port: int, seconds: float, proc: subprocess.Popen | None = No
     return False
 
 
+def can_send_from(address: str) -> bool:
+    """Whether this system lets a socket bind to `address` (a loopback address other than
+    127.0.0.1 needs the whole 127.0.0.0/8 on the loopback interface, as on Linux)."""
+    try:
+        with socket.socket() as s:
+            s.bind((address, 0))
+        return True
+    except OSError:
+        return False
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the other side sends until it closes the connection (or resets it)."""
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(chunks)
+
+
+def stored_reports(instance: Path) -> int:
+    """The number of tips in an instance's SQLite database."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{instance / 'whistle.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("select count(*) from reports")).scalar_one()
+    finally:
+        engine.dispose()
+
+
 def stop(proc: subprocess.Popen, timeout: float = 15, kill_timeout: float = 5) -> None:
     """SIGTERM, then SIGKILL if the process has not ended within `timeout` seconds."""
     if proc.poll() is None:

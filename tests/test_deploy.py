@@ -57,15 +57,6 @@ LIMITER_REDIS_URL = re.sub(r"/\d+$", "/13", REDIS_URL)
 # --------------------------------------------------------------------------- (a) helpers
 
 
-def _can_use_source_address() -> bool:
-    try:
-        with socket.socket() as s:
-            s.bind((CLIENT_ADDRESS, 0))
-        return True
-    except OSError:
-        return False
-
-
 def _raw_malformed_request(port: int) -> bytes:
     """A request gunicorn refuses itself, quoting a header in its error: the path on which
     gunicorn logs "Invalid request from ip=<address>: <error>"."""
@@ -89,7 +80,7 @@ def test_gunicorn_with_shipped_config_keeps_no_address_user_agent_or_referer(tmp
     pytest.importorskip("gunicorn", reason="gunicorn is not installed (pip install -e '.[production]')")
     if os.name != "posix":
         pytest.skip("gunicorn runs on POSIX systems only")
-    if not _can_use_source_address():
+    if not live.can_send_from(CLIENT_ADDRESS):
         pytest.skip(f"this system cannot send from {CLIENT_ADDRESS} (loopback is not a whole 127.0.0.0/8)")
 
     cwd, logs = tmp_path / "cwd", tmp_path / "logs"
@@ -438,7 +429,7 @@ def stack(tmp_path_factory):
 
 
 def test_nginx_serves_the_shipped_site_and_writes_no_client(stack):
-    if not _can_use_source_address():
+    if not live.can_send_from(CLIENT_ADDRESS):
         pytest.skip(f"this system cannot send from {CLIENT_ADDRESS} (loopback is not a whole 127.0.0.0/8)")
     checked = stack.check()
     assert checked.returncode == 0, checked.stderr
@@ -525,7 +516,7 @@ def _held_uploads(open_connection, host: str, count: int) -> list[str]:
 
 
 def test_nginx_limits_uploads_in_progress_per_client(stack):
-    if not _can_use_source_address():
+    if not live.can_send_from("127.0.0.94"):
         pytest.skip("this system cannot send from other loopback addresses")
     # Clear web: per address. Page loads from the same address are not counted.
     outcomes = _held_uploads(lambda: stack.connect("127.0.0.94"), stack.HOST_NAME, 12)

@@ -37,39 +37,13 @@ from .conftest import TIP, csrf_token, receipt_code
 CLIENT_ADDRESS = "127.0.0.91"
 
 
-def _can_use_source_address() -> bool:
-    try:
-        with socket.socket() as s:
-            s.bind((CLIENT_ADDRESS, 0))
-        return True
-    except OSError:
-        return False
-
-
 def _exchange(port: int, data: bytes, *, source: str | None = None, close_write: bool = True) -> bytes:
     """Send `data` on a new connection, close our sending side, return the whole answer."""
     with socket.create_connection((live.HOST, port), timeout=20, source_address=(source, 0) if source else None) as s:
         s.sendall(data)
         if close_write:
             s.shutdown(socket.SHUT_WR)
-        chunks = []
-        try:
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-        except ConnectionResetError:
-            pass
-    return b"".join(chunks)
-
-
-def _rows(instance: Path) -> int:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(f"sqlite:///{instance / 'whistle.sqlite3'}")
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text("select count(*) from reports")).scalar_one()
-    finally:
-        engine.dispose()
+        return live.read_until_closed(s)
 
 
 def _empty_soon(folder: Path, seconds: float = 10) -> list[str]:
@@ -99,35 +73,41 @@ def server(request, tmp_path: Path):
         process.stop()
 
 
+def _submission(port: int, content: bytes) -> tuple[bytes, bytes]:
+    """A reporter's whole submission of a tip with one file, as the browser would send it
+    after loading the form: the body, and the request's head without its Content-Length
+    (the caller adds it, and the blank line)."""
+    browser = live.Browser(port)
+    status, _, page = browser.get("/report")
+    assert status == 200
+    body, content_type = live.multipart({**TIP, "csrf_token": csrf_token(page)}, files=(("evidence.pdf", content),))
+    cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    head = f"POST /report HTTP/1.1\r\nHost: whistle\r\nCookie: {cookie}\r\nContent-Type: {content_type}\r\n"
+    return body, head.encode()
+
+
 # --------------------------------------------------------------------------- (a)
 
 
 @pytest.mark.parametrize("cut", ["inside the file", "after a whole form"])
 def test_server_body_shorter_than_its_length_is_not_stored(server, cut):
     port, instance = server
-    browser = live.Browser(port)
-    status, _, page = browser.get("/report")
-    assert status == 200
-    body, content_type = live.multipart({**TIP, "csrf_token": csrf_token(page)}, files=(("evidence.bin", b"E" * 200_000),))
+    body, head = _submission(port, b"E" * 200_000)
     if cut == "inside the file":
         declared, sent = len(body), body[: len(body) // 2]
     else:
         declared, sent = len(body) + 1000, body
-    cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
-    head = (
-        f"POST /report HTTP/1.1\r\nHost: whistle\r\nAccept-Language: en\r\nCookie: {cookie}\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {declared}\r\n\r\n"
-    ).encode()
-    answer = _exchange(port, head + sent)
+    answer = _exchange(port, head + f"Content-Length: {declared}\r\n\r\n".encode() + sent)
 
     assert b'class="code"' not in answer, "a code was shown for a body that never arrived whole"
     assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
     assert _empty_soon(instance / "blobs" / "incoming") == []
-    assert _rows(instance) == 0
+    assert live.stored_reports(instance) == 0
     # The server carries on: a whole submission is stored.
+    browser = live.Browser(port)
     status, _, page = browser.post("/report", {**TIP, "csrf_token": csrf_token(browser.get("/report")[2])})
     assert status == 200 and receipt_code(page)
-    assert _rows(instance) == 1
+    assert live.stored_reports(instance) == 1
 
 
 # --------------------------------------------------------------------------- (b)
@@ -162,7 +142,7 @@ def _client_hello() -> bytes:
 
 
 def test_embedded_server_answers_malformed_requests_and_logs_no_address(tmp_path: Path):
-    if not _can_use_source_address():
+    if not live.can_send_from(CLIENT_ADDRESS):
         pytest.skip(f"this system cannot send from {CLIENT_ADDRESS} (loopback is not a whole 127.0.0.0/8)")
     env = live.server_env(tmp_path)
     server = live.DevServer(tmp_path, env, live.make_instance(tmp_path, env))
@@ -208,25 +188,17 @@ def guarded(make_app, monkeypatch):
         thread.join(timeout=10)
 
 
-def _upload_slowly(port: int, pieces: list[tuple[bytes, float]], cookie: str, content_type: str, length: int) -> bytes:
-    """Send a submission's body as (bytes, pause after them) pieces; return the answer."""
+def _upload_slowly(port: int, head: bytes, pieces: list[tuple[bytes, float]]) -> bytes:
+    """Send a request's head, then its body as (bytes, pause after them) pieces, until the
+    server answers; return the answer."""
     with socket.create_connection((live.HOST, port), timeout=30) as s:
-        s.sendall(
-            f"POST /report HTTP/1.1\r\nHost: whistle\r\nAccept-Language: en\r\nCookie: {cookie}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n".encode()
-        )
+        s.sendall(head)
         for data, pause in pieces:
             if select.select([s], [], [], 0)[0]:  # the server answered (or gave up) early
                 break
             s.sendall(data)
             time.sleep(pause)
-        chunks = []
-        try:
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-        except ConnectionResetError:
-            pass
-    return b"".join(chunks)
+        return live.read_until_closed(s)
 
 
 def _stored(app) -> int:
@@ -237,21 +209,17 @@ def _stored(app) -> int:
 @pytest.mark.parametrize("speed", ["trickling", "slow with pauses"])
 def test_body_guard_refuses_a_trickle_and_keeps_a_slow_upload(guarded, speed):
     app, port = guarded
-    browser = live.Browser(port)
-    status, _, page = browser.get("/report")
-    assert status == 200
     content = b"%PDF-1.4\n" + b"x" * 20_000
-    body, content_type = live.multipart({**TIP, "csrf_token": csrf_token(page)}, files=(("evidence.pdf", content),))
-    cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
-    head = body[: body.index(content) + 2000]
-    rest = body[len(head):]
+    body, head = _submission(port, content)
+    first = body[: body.index(content) + 2000]
+    rest = body[len(first):]
     if speed == "trickling":
         # 10 bytes every 0.2 s: 50 B/s, far below the (scaled) 2 kB/s.
-        pieces = [(head, 0.2)] + [(rest[i : i + 10], 0.2) for i in range(0, 600, 10)]
+        pieces = [(first, 0.2)] + [(rest[i : i + 10], 0.2) for i in range(0, 600, 10)]
     else:
         # 6 kB/s in 3 kB pieces, with one pause of 1 s halfway.
-        pieces = [(head, 0.5)] + [(rest[i : i + 3000], 1.0 if i == 9000 else 0.5) for i in range(0, len(rest), 3000)]
-    answer = _upload_slowly(port, pieces, cookie, content_type, len(body))
+        pieces = [(first, 0.5)] + [(rest[i : i + 3000], 1.0 if i == 9000 else 0.5) for i in range(0, len(rest), 3000)]
+    answer = _upload_slowly(port, head + f"Content-Length: {len(body)}\r\n\r\n".encode(), pieces)
 
     incoming = Path(app.extensions["whistle.blobs"].incoming)
     if speed == "trickling":

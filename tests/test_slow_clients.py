@@ -29,8 +29,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-
 from . import live
 from .conftest import TIP, csrf_token, receipt_code
 
@@ -84,6 +82,9 @@ class Target:
 
     def pids(self) -> dict[str, list[int]]:
         """The processes to watch, by role."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
         raise NotImplementedError
 
 
@@ -182,15 +183,6 @@ class Probes:
         return time.monotonic() - started
 
 
-def _stored(instance: Path) -> int:
-    engine = create_engine(f"sqlite:///{instance / 'whistle.sqlite3'}")
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text("select count(*) from reports")).scalar_one()
-    finally:
-        engine.dispose()
-
-
 def _attack(target: Target) -> None:
     incoming = target.instance / "blobs" / "incoming"
     warm = Probes(target)
@@ -209,7 +201,7 @@ def _attack(target: Target) -> None:
         for i in range(SLOW_BODIES)
     ]
     sampler = Sampler(target, stopping)
-    rows_before = _stored(target.instance)
+    rows_before = live.stored_reports(target.instance)
     for trickler in tricklers:
         trickler.start()
     sampler.start()
@@ -225,7 +217,7 @@ def _attack(target: Target) -> None:
     while time.monotonic() < deadline and any(incoming.iterdir()):
         time.sleep(0.2)
     leftovers = sorted(p.name for p in incoming.iterdir())
-    rows = _stored(target.instance) - rows_before
+    rows = live.stored_reports(target.instance) - rows_before
     after = Probes(target)
     after.run(3, reporters=False)
 
@@ -302,14 +294,6 @@ class ShippedStack(Target):
         self.gunicorn.stop()
 
 
-def test_shipped_stack_serves_others_while_clients_trickle(tmp_path: Path):
-    stack = ShippedStack(tmp_path)
-    try:
-        _attack(stack)
-    finally:
-        stack.stop()
-
-
 # --------------------------------------------------------------------------- (b)
 
 
@@ -337,8 +321,12 @@ class EmbeddedServer(Target):
         self.server.stop()
 
 
-def test_embedded_server_serves_others_while_clients_trickle(tmp_path: Path):
-    server = EmbeddedServer(tmp_path)
+# --------------------------------------------------------------------------- the test
+
+
+@pytest.mark.parametrize("target", [ShippedStack, EmbeddedServer], ids=["nginx+gunicorn", "whistle serve"])
+def test_server_serves_others_while_clients_trickle(tmp_path: Path, target: type[Target]):
+    server = target(tmp_path)
     try:
         _attack(server)
     finally:

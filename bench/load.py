@@ -190,15 +190,7 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def server_pids(master: int) -> list[int]:
-    pids = [master]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == master:
-                    pids.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                pass
-    return pids
+    return [master, *live.children(master)]
 
 
 def run_phase(port: int, args, phase: str, seconds: float, flood: int, given: list) -> tuple[Recorder, float]:
@@ -361,7 +353,8 @@ def main() -> int:
         bound_wall = cores / wall  # the same formula with one derivation's wall time
         load_before = os.getloadavg()
         print(f"machine: {machine()}")
-        print(f"gunicorn: {workers} workers (shipped config: gthread, 8 threads), argon2_concurrency 2 per worker")
+        threads = re.search(r"(?m)^threads = (\d+)", (ROOT / "deploy" / "gunicorn.conf.py").read_text()).group(1)
+        print(f"gunicorn: {workers} workers (shipped config: gthread, {threads} threads), argon2_concurrency 2 per worker")
         print(f"derivation (t=3, m=64 MiB, p=4), median of {args.derivations}: {wall * 1000:.1f} ms wall, {cpu * 1000:.1f} ms CPU")
         print(f"bound: {cores} cores / {cpu * 1000:.1f} ms CPU = {bound_cpu:.2f} derivations/s"
               f"  (cores / wall time: {bound_wall:.2f}/s; load average before: {load_before[0]:.2f})")

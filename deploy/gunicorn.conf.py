@@ -63,10 +63,17 @@ bind = [os.environ.get("WHISTLE_GUNICORN_BIND", "127.0.0.1:8000")]
 #   (`argon2_concurrency`, default 2): workers x argon2_concurrency x 64 MiB, i.e. 512 MiB
 #   on a 4-core machine. Threads do not add to it: a thread beyond the cap waits.
 # * Threads (gthread worker) are for waiting, not computing. nginx streams uploads to the
-#   app as they arrive (proxy_request_buffering off), so a reporter on a slow phone holds a
-#   thread for the whole upload: 5 files of 20 MiB at 1 Mbit/s is about 14 minutes. Eight
-#   threads per process keep a few slow uploads from blocking everyone else's status
-#   checks, while the Argon2 cap keeps the CPU and memory bound where it was.
+#   app as they arrive (proxy_request_buffering off, so that no plaintext touches its
+#   disk), so every upload in progress holds a thread: a reporter on a slow phone for the
+#   whole upload (5 files of 20 MiB at 1 Mbit/s is about 14 minutes), and a client that
+#   trickles its body on purpose until the app refuses it (whistle/wsgi_guard.py: below
+#   4 KiB/s on average, after 30 s). Such a thread waits in recv: about 0.5 MiB and no CPU
+#   (docs/benchmarks.md, "Slow clients"). 64 per process let about 100 slow uploads run
+#   at once on a 2-core machine with page loads unaffected; with 8, 50 of them stopped
+#   the service. nginx lets one address have at most 10 uploads in progress. A thread
+#   beyond the Argon2 cap waits for a slot, so threads add neither CPU nor Argon2 memory;
+#   a report waiting for one keeps its database connection, and past the pool's 15 per
+#   process the next ones wait for a connection too (in turn, as they would for a slot).
 # * gthread, not sync: with sync workers a request longer than `timeout` gets its worker
 #   killed, which would cut every slow upload. With gthread the main loop sends the
 #   heartbeat while request threads work, so `timeout` only catches a hung process.
@@ -81,7 +88,7 @@ def _cores() -> int:
 
 workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, _cores()))
 worker_class = "gthread"
-threads = 8
+threads = 64
 
 # Workers are not recycled after N requests: recycling would cut uploads in progress, and
 # Argon2's memory is freed after every derivation, so there is nothing to reclaim.
@@ -90,8 +97,9 @@ max_requests = 0
 # --------------------------------------------------------------------------- timeouts
 #
 # Slow phones are limited by nginx's per-read timeouts (client_body_timeout,
-# proxy_send_timeout: the longest pause between two pieces of an upload), never by a cap on
-# a whole request, so a 100 MiB upload that keeps moving always finishes.
+# proxy_send_timeout: the longest pause between two pieces of an upload) and by the app's
+# minimum average rate (4 KiB/s after 30 s, whistle/wsgi_guard.py), never by a cap on a
+# whole request, so a 100 MiB upload that keeps moving always finishes.
 timeout = 60  # heartbeat: a worker silent for this long is hung and is restarted
 # On stop or restart, requests in progress (an upload, say) get this long to finish;
 # systemd's TimeoutStopSec in whistle.service is a little longer. An upload still running

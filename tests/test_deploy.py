@@ -7,8 +7,12 @@
     limiter's Redis storage are searched for those values: none may be found. The same run
     checks that the rate limiter keys on the address nginx forwards (trusted_proxies=1).
 (b) every route of the app answers with the security headers.
-(c) the nginx site and the gunicorn settings say what the README and DESIGN.md promise;
-    `nginx -t` accepts the site when nginx is installed.
+(c) the nginx site and the gunicorn settings say what the README and DESIGN.md promise.
+(d) nginx runs the shipped site for real, in front of gunicorn (tests/live.py: a
+    self-signed certificate, the placeholders and ports replaced, a minimal main
+    configuration): the intake host over HTTPS, a journey through it, static files, the
+    redirect from port 80, the onion host behind Tor's PROXY line; nothing it writes names
+    the client; each client may have at most 10 uploads in progress.
 """
 
 from __future__ import annotations
@@ -17,23 +21,20 @@ import logging
 import os
 import re
 import runpy
-import shutil
 import socket
-import subprocess
-import sys
+import ssl
+import time
 from pathlib import Path
 
 import pytest
 
 from whistle.config import Settings
 
+from . import live
 from .conftest import REDIS_URL, TIP, csrf_token, hidden, receipt_code, redis_reachable
-from .live import Browser, free_port, stop, wait_listening
+from .live import Browser
 
-ROOT = Path(__file__).resolve().parent.parent
-DEPLOY = ROOT / "deploy"
-GUNICORN_CONF = DEPLOY / "gunicorn.conf.py"
-NGINX_SITE = DEPLOY / "nginx" / "whistle.conf"
+GUNICORN_CONF, NGINX_SITE = live.GUNICORN_CONF, live.NGINX_SITE
 
 CLIENT_ADDRESS = "127.0.0.77"
 FORWARDED_FOR = "198.51.100.23"  # TEST-NET-2: what nginx would forward
@@ -56,15 +57,6 @@ LIMITER_REDIS_URL = re.sub(r"/\d+$", "/13", REDIS_URL)
 # --------------------------------------------------------------------------- (a) helpers
 
 
-def _can_use_source_address() -> bool:
-    try:
-        with socket.socket() as s:
-            s.bind((CLIENT_ADDRESS, 0))
-        return True
-    except OSError:
-        return False
-
-
 def _raw_malformed_request(port: int) -> bytes:
     """A request gunicorn refuses itself, quoting a header in its error: the path on which
     gunicorn logs "Invalid request from ip=<address>: <error>"."""
@@ -81,13 +73,6 @@ def _raw_malformed_request(port: int) -> bytes:
     return b"".join(chunks)
 
 
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text("utf-8", "replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 # --------------------------------------------------------------------------- (a)
 
 
@@ -95,28 +80,13 @@ def test_gunicorn_with_shipped_config_keeps_no_address_user_agent_or_referer(tmp
     pytest.importorskip("gunicorn", reason="gunicorn is not installed (pip install -e '.[production]')")
     if os.name != "posix":
         pytest.skip("gunicorn runs on POSIX systems only")
-    if not _can_use_source_address():
+    if not live.can_send_from(CLIENT_ADDRESS):
         pytest.skip(f"this system cannot send from {CLIENT_ADDRESS} (loopback is not a whole 127.0.0.0/8)")
 
-    home, cwd, tmpdir, logs, recovery = (tmp_path / n for n in ("home", "cwd", "tmp", "logs", "recovery-key"))
-    for folder in (home, cwd, tmpdir, logs):
-        folder.mkdir()
-    instance = tmp_path / "instance"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "TMPDIR": str(tmpdir),
-        "LANG": "C.UTF-8",
-        "WHISTLE_UNSAFE_FAST_KDF": "1",
-    }
-    init = subprocess.run(
-        [sys.executable, "-c", "from whistle.cli import main; main()",
-         "init", "--instance", str(instance), "--recovery-dir", str(recovery)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
-    )
-    assert init.returncode == 0, init.stderr[-2000:]
-    with (instance / "config.toml").open("a", encoding="utf-8") as fh:
-        fh.write("\n[code_cost]\ntime_cost = 1\nmemory_cost = 256\nparallelism = 1\n")
+    cwd, logs = tmp_path / "cwd", tmp_path / "logs"
+    cwd.mkdir()
+    env = live.server_env(tmp_path)
+    instance = live.make_instance(tmp_path, env)
 
     use_redis = redis_reachable()
     if use_redis:
@@ -127,32 +97,22 @@ def test_gunicorn_with_shipped_config_keeps_no_address_user_agent_or_referer(tmp
     else:
         store = None
         workers = ["--workers", "1"]  # memory:// storage is per process
-    port = free_port()
-    error_log = logs / "gunicorn-error.log"
-    stdout_file, stderr_file = logs / "stdout.txt", logs / "stderr.txt"
-    server_env = {
-        **env,
-        "WHISTLE_INSTANCE": str(instance),
-        "WHISTLE_TRUSTED_PROXIES": "1",
-        "WHISTLE_RATELIMIT_STORAGE_URI": LIMITER_REDIS_URL if use_redis else "memory://",
-    }
-    command = [
-        sys.executable, "-m", "gunicorn",
-        "--config", str(GUNICORN_CONF),
-        "--bind", f"127.0.0.1:{port}",
-        "--error-logfile", str(error_log),
-        "--worker-tmp-dir", str(tmpdir),
-        *workers,
-    ]
-    with stdout_file.open("wb") as out, stderr_file.open("wb") as err:
-        proc = subprocess.Popen(command, cwd=cwd, env=server_env, stdout=out, stderr=err)
+    server = live.Gunicorn(
+        logs,
+        {
+            **env,
+            "WHISTLE_INSTANCE": str(instance),
+            "WHISTLE_TRUSTED_PROXIES": "1",
+            "WHISTLE_RATELIMIT_STORAGE_URI": LIMITER_REDIS_URL if use_redis else "memory://",
+        },
+        args=workers,
+        cwd=cwd,
+    )
+    error_log, port = server.log, server.port
     try:
-        if not wait_listening(port, 20, proc):
-            stop(proc)
-            pytest.skip(
-                "gunicorn did not start: "
-                + (_tail(error_log) or _tail(stderr_file) or f"exit status {proc.returncode}")
-            )
+        if not server.wait(20):
+            server.stop()
+            pytest.skip("gunicorn did not start: " + server.tail())
         # One reporter's browser on a fixed source address, keeping the visit's cookie.
         browser = Browser(
             port,
@@ -208,7 +168,7 @@ def test_gunicorn_with_shipped_config_keeps_no_address_user_agent_or_referer(tmp
         status, _, _ = browser.post("/status", {"code": "0000"})
         assert status == 429
     finally:
-        stop(proc)
+        server.stop()
 
     # Search everything written during the run.
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -429,46 +389,150 @@ def test_nginx_body_size_matches_the_app_and_streams_uploads(intake_servers):
         assert _directives(block, "proxy_http_version") == ["1.1"], role
 
 
-def test_nginx_accepts_the_site(tmp_path: Path, nginx_site):
-    nginx = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
-    if nginx is None:
-        pytest.skip("nginx is not installed; the static checks above still ran")
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    import datetime as dt
+def test_nginx_reads_headers_against_a_time_limit_on_every_port(nginx_site):
+    """nginx takes client_header_timeout from a port's default server (it applies before the
+    host name is known): each port's default server must set it, or nginx's 60 s applies."""
+    ports: dict[str, list[str]] = {}
+    for block in _nginx_blocks(nginx_site):
+        for listen in _directives(block, "listen"):
+            port = re.search(r"(?:^|:)(\d+)(?:\s|$)", listen).group(1)
+            if "default_server" in listen or port not in ports:
+                ports.setdefault(port, []).insert(0 if "default_server" in listen else len(ports.get(port, [])), block)
+    assert set(ports) == {"80", "443", "8081"}, ports.keys()
+    for port, blocks in ports.items():
+        timeouts = _directives(blocks[0], "client_header_timeout")
+        assert timeouts and int(timeouts[0].rstrip("s")) <= 60, f"port {port}'s default server: {timeouts}"
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "whistle.test")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
+
+# --------------------------------------------------------------------------- (d) nginx for real
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """The shipped nginx site in front of gunicorn with the shipped settings, both running."""
+    pytest.importorskip("gunicorn", reason="gunicorn is not installed (pip install -e '.[production]')")
+    folder = tmp_path_factory.mktemp("stack")
+    env = live.server_env(
+        folder, trusted_proxies="1", ratelimit_storage_uri="memory://",
+        ratelimit_submit="1000 per hour", ratelimit_status="1000 per hour",
     )
-    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    instance = live.make_instance(folder, env)
+    gunicorn = live.Gunicorn(folder / "gunicorn", {**env, "WHISTLE_INSTANCE": str(instance)})
+    nginx = live.Nginx(folder / "nginx", gunicorn.port)
+    try:
+        assert gunicorn.wait(), gunicorn.tail()
+        nginx.start()
+        yield nginx
+    finally:
+        nginx.stop()
+        gunicorn.stop()
+
+
+def test_nginx_serves_the_shipped_site_and_writes_no_client(stack):
+    if not live.can_send_from(CLIENT_ADDRESS):
+        pytest.skip(f"this system cannot send from {CLIENT_ADDRESS} (loopback is not a whole 127.0.0.0/8)")
+    checked = stack.check()
+    assert checked.returncode == 0, checked.stderr
+    headers = {"User-Agent": USER_AGENT, "Referer": REFERER}
+    browser = stack.browser(source_address=(CLIENT_ADDRESS, 0), headers=headers)
+
+    # The intake host over HTTPS: the app's pages with HSTS and Onion-Location, a reporter's
+    # journey through nginx (the upload streamed to the app), nginx's own static files.
+    status, sent, page = browser.get("/")
+    assert status == 200 and "max-age=63072000" in sent["Strict-Transport-Security"]
+    assert sent["Onion-Location"] == f"http://{stack.ONION_NAME}/"
+    status, _, page = browser.get("/report")
+    status, _, page = browser.post(
+        "/report", {**TIP, "csrf_token": csrf_token(page)}, files=(("evidence.pdf", b"%PDF-1.4\n" + os.urandom(300_000)),)
     )
-    site = re.sub(r"/etc/letsencrypt/live/[^;\s]+/fullchain\.pem", str(tmp_path / "cert.pem"), nginx_site)
-    site = re.sub(r"/etc/letsencrypt/live/[^;\s]+/privkey\.pem", str(tmp_path / "key.pem"), site)
-    site = site.replace("/var/log/nginx/", str(tmp_path) + "/")
-    (tmp_path / "whistle.conf").write_text(site, "utf-8")
-    mime = "include /etc/nginx/mime.types;" if Path("/etc/nginx/mime.types").exists() else ""
-    temp = " ".join(
-        f"{kind}_temp_path {tmp_path / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (tmp_path / "nginx.conf").write_text(
-        f"pid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\nevents {{}}\n"
-        f"http {{ {mime} {temp} include {tmp_path / 'whistle.conf'}; }}\n",
-        "utf-8",
-    )
-    result = subprocess.run(
-        [nginx, "-t", "-q", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(tmp_path / "nginx.conf")],
-        capture_output=True, text=True, timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
+    assert status == 200, page[:1500]
+    code = receipt_code(page)
+    status, _, page = browser.get("/status")
+    status, sent, _ = browser.post("/status", {"code": code, "csrf_token": csrf_token(page)})
+    assert status == 303 and sent["Location"].endswith("/case")
+    status, sent, css = browser.get("/static/style.css")
+    assert status == 200 and "text/css" in sent["Content-Type"] and sent["X-Content-Type-Options"] == "nosniff"
+    assert css == (live.ROOT / "whistle" / "static" / "style.css").read_text("utf-8")
+    # Bodies over client_max_body_size are refused by nginx before they are sent.
+    connection = browser.connection()
+    connection.putrequest("POST", "/report", skip_host=True)
+    connection.putheader("Host", stack.HOST_NAME)
+    connection.putheader("Content-Length", str(200 * 1024 * 1024))
+    connection.endheaders()
+    assert connection.getresponse().status == 413
+    connection.close()
+
+    # Port 80 sends to HTTPS; another name is refused during the handshake.
+    status, sent, _ = Browser(stack.http_port, host_name=stack.HOST_NAME, source_address=(CLIENT_ADDRESS, 0)).get("/case?x=1")
+    assert status == 301 and sent["Location"] == f"https://{stack.HOST_NAME}/case?x=1"
+    with pytest.raises(ssl.SSLError):
+        Browser(stack.https_port, tls=stack.tls, host_name="other.example", source_address=(CLIENT_ADDRESS, 0)).get("/")
+
+    # The onion host, behind Tor's PROXY line: the app's pages, no HSTS.
+    status, sent, _ = stack.onion_browser(headers=headers).get("/")
+    assert status == 200 and "Strict-Transport-Security" not in sent and "Onion-Location" not in sent
+
+    # Nothing nginx wrote names the client: no access log at all (Debian's main configuration
+    # has one, the site switches it off), an empty error log for the site.
+    written = [p for p in stack.folder.rglob("*") if p.is_file() and p.suffix != ".pem"]
+    found = [
+        f"{needle!r} in {path.name}" for path in written for needle in NEEDLES
+        if needle.encode() in path.read_bytes()
+    ]
+    assert not found, found
+    assert not stack.access_log.exists() or stack.access_log.stat().st_size == 0
+    site_log = stack.folder / "whistle-error.log"
+    assert not site_log.exists() or site_log.stat().st_size == 0, site_log.read_text()
+
+
+def _held_uploads(open_connection, host: str, count: int) -> list[str]:
+    """Start `count` uploads that never finish, one after the other on one client; return
+    what each got within 2 s ("held" if nginx passed it on and it is still running)."""
+    body, content_type = live.multipart(TIP, files=(("slow.bin", b"x" * 100_000),))
+    head = (
+        f"POST /report HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body[:2000]
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = open_connection()
+            sock.sendall(head)
+            sockets.append(sock)
+            time.sleep(0.05)
+        time.sleep(2)
+        outcomes = []
+        for sock in sockets:
+            sock.settimeout(0.5)
+            try:
+                answer = sock.recv(100)
+            except (TimeoutError, ssl.SSLWantReadError, socket.timeout):
+                answer = b"held"
+            outcomes.append(answer.split(b"\r\n")[0].decode("latin-1").replace("HTTP/1.1 ", ""))
+        return outcomes
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_nginx_limits_uploads_in_progress_per_client(stack):
+    if not live.can_send_from("127.0.0.94"):
+        pytest.skip("this system cannot send from other loopback addresses")
+    # Clear web: per address. Page loads from the same address are not counted.
+    outcomes = _held_uploads(lambda: stack.connect("127.0.0.94"), stack.HOST_NAME, 12)
+    assert outcomes.count("held") == 10 and outcomes[10:] == ["429 Too Many Requests"] * 2, outcomes
+    assert stack.browser(source_address=("127.0.0.94", 0)).get("/report")[0] == 200
+    assert _held_uploads(lambda: stack.connect("127.0.0.95"), stack.HOST_NAME, 1) == ["held"]
+
+    # Onion: every visitor comes from 127.0.0.1; the limit is per Tor circuit.
+    def onion(circuit: int):
+        sock = socket.create_connection((live.HOST, stack.onion_port), timeout=10)
+        sock.sendall(f"PROXY TCP6 fc00:dead:beef:4dad::0:{circuit:x} ::1 65535 80\r\n".encode())
+        return sock
+
+    outcomes = _held_uploads(lambda: onion(7), stack.ONION_NAME, 12)
+    assert outcomes.count("held") == 10 and outcomes[10:] == ["429 Too Many Requests"] * 2, outcomes
+    assert _held_uploads(lambda: onion(8), stack.ONION_NAME, 1) == ["held"]
 
 
 # --------------------------------------------------------------------------- (c) gunicorn

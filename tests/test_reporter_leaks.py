@@ -302,8 +302,8 @@ from whistle.storage import LocalBlobStore
 from whistle.uploads import SealingUpload, UploadNotKept
 store = LocalBlobStore(Path({str(tmp_path)!r}))
 for upload in (
-    SealingUpload(None, [], "big.pdf", None, 0, refused="too_large"),
-    SealingUpload(store, [], "full.pdf", None, 10, refused="storage"),
+    SealingUpload(None, "big.pdf", None, 0, refused="too_large"),
+    SealingUpload(store, "full.pdf", None, 10, refused="storage"),
 ):
     try:
         upload.claim()

@@ -19,7 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _base_app(test_config: dict[str, Any] | None, require_recipients: bool, audience: str) -> Flask:
-    from . import bodies, codes, config, db, ephemeral, errors, extensions, i18n, keyring, labels, security, storage, uploads
+    from . import bodies, codes, config, db, ephemeral, errors, extensions, i18n, keyring, labels, security, storage, uploads, wsgi_guard
 
     test_config = dict(test_config or {})
     clock = test_config.pop("clock", i18n.thai_today)
@@ -58,6 +58,7 @@ def _base_app(test_config: dict[str, Any] | None, require_recipients: bool, audi
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
+    app.wsgi_app = wsgi_guard.BodyGuard(app.wsgi_app)  # type: ignore[method-assign]
 
     if require_recipients:
         with app.app_context():

@@ -10,6 +10,8 @@ import logging
 import os
 import secrets
 import sys
+import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -187,6 +189,70 @@ def init(instance_path: str | None, recovery_dir: str) -> None:
     create_instance(_instance(instance_path), Path(recovery_dir).resolve())
 
 
+#: How long `whistle serve` waits for a request's line and headers (and for the next
+#: request on a kept-alive connection), as nginx's client_header_timeout does in production.
+HEADER_SECONDS = 30.0
+
+
+def _addressless_server():
+    """The embedded server's classes, which never write a client's address: Werkzeug's
+    own log lines start with it, and Python's socketserver prints it, with a traceback,
+    when handling a connection fails."""
+    from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+
+    from .wsgi_guard import watchdog
+
+    http_log = logging.getLogger("whistle.http")
+
+    class AddresslessHandler(WSGIRequestHandler):
+        """Logs method, path and status, never the client's address nor what a malformed
+        request sent; a request's headers must arrive within HEADER_SECONDS."""
+
+        # An answer to a request line that could not be read starts with a status line
+        # (under Python's default, HTTP/0.9, it would be a bare page).
+        default_request_version = "HTTP/1.0"
+
+        def handle_one_request(self) -> None:
+            deadline = time.monotonic() + HEADER_SECONDS
+            self._headers_watch = watchdog.watch(self.connection, lambda: deadline)
+            try:
+                super().handle_one_request()
+            finally:
+                self._headers_watch.cancel()
+
+        def parse_request(self) -> bool:
+            parsed = super().parse_request()
+            self._headers_watch.cancel()
+            if parsed and self._headers_watch.fired:  # the headers stopped short of their end
+                self.send_error(408)
+                return False
+            return parsed
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            # A request line that could not be parsed leaves no command or path (or those of
+            # the previous request on the connection): log the answer alone.
+            if not getattr(self, "command", None):
+                http_log.info("malformed request %s", code)
+                return
+            path = "".join(c if c.isprintable() else "?" for c in self.path.split("?", 1)[0][:200])
+            http_log.info("%s %s %s", self.command, path, code)
+
+        def log_error(self, format: str, *args: object) -> None:
+            http_log.warning("request error")
+
+        def log(self, type: str, message: str, *args: object) -> None:
+            http_log.warning("server %s (details withheld)", type)
+
+    class AddresslessServer(ThreadedWSGIServer):
+        def handle_error(self, request: object, client_address: object) -> None:
+            kind, _value, tb = sys.exc_info()
+            frames = "".join(traceback.format_tb(tb))
+            name = kind.__name__ if kind else "Exception"
+            http_log.error("Traceback (most recent call last):\n%s%s (message withheld)", frames, name)
+
+    return AddresslessServer, AddresslessHandler
+
+
 @main.command()
 @click.option("--instance", "instance_path")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -201,8 +267,6 @@ def serve(instance_path: str | None, host: str, port: int, officer_port: int) ->
     """
     import threading
 
-    from werkzeug.serving import WSGIRequestHandler, make_server, run_simple
-
     instance = _instance(instance_path)
     if not (instance / "config.toml").exists():
         create_instance(instance, Path("recovery-key").resolve())
@@ -212,23 +276,15 @@ def serve(instance_path: str | None, host: str, port: int, officer_port: int) ->
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
-    class AddresslessHandler(WSGIRequestHandler):
-        """Logs method, path and status, never the client's address."""
-
-        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            path = self.path.split("?", 1)[0]
-            logging.getLogger("whistle.http").info("%s %s %s", self.command, path, code)
-
-        def log_error(self, format: str, *args: object) -> None:
-            logging.getLogger("whistle.http").warning("request error")
-
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    server_class, handler = _addressless_server()
     if officer_app is not None:
-        officers = make_server(host, officer_port, officer_app, threaded=True, request_handler=AddresslessHandler)
+        officers = server_class(host, officer_port, officer_app, handler=handler)
         threading.Thread(target=officers.serve_forever, name="officers", daemon=True).start()
-        click.echo(f"Officers' workspace on http://{host}:{officer_port}/")
-    click.echo(f"Serving whistle on http://{host}:{port}/ (Ctrl+C to stop)")
-    run_simple(host, port, app, threaded=True, request_handler=AddresslessHandler)
+        click.echo(f"Officers' workspace on http://{host}:{officers.port}/")
+    server = server_class(host, port, app, handler=handler)
+    click.echo(f"Serving whistle on http://{host}:{server.port}/ (Ctrl+C to stop)")
+    server.serve_forever()
 
 
 # --------------------------------------------------------------------------- keys

@@ -29,6 +29,10 @@ def _messages() -> dict[int, tuple[str, str]]:
         403: (_("Not allowed"), _("This page is not available.")),
         404: (_("Page not found"), _("There is no page at this address.")),
         405: (_("Not allowed"), _("This page cannot be used that way.")),
+        408: (
+            _("The connection was too slow"),
+            _("What you sent arrived too slowly and was not stored. Go back and send it again, if you can on a better connection."),
+        ),
         413: (
             _("Too much was sent"),
             _("What you sent is larger than this service accepts. Send fewer or smaller files; nothing was stored."),

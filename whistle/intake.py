@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -92,12 +93,39 @@ def _attach(
         report.attachments.append(attachment)
 
 
-def commit_with_files(session: Session, store: BlobStore, uploads: Sequence[SealingUpload], today: dt.date) -> None:
+#: How long to look, after a commit whose answer was lost, for whether it took.
+COMMIT_CHECK_SECONDS = 5.0
+
+
+def _took(session: Session, stored: Callable[[Session], bool]) -> bool | None:
+    """After a failed commit: did it take after all? A connection can drop after the
+    database committed but before it said so. None if the database cannot tell us yet."""
+    deadline = time.monotonic() + COMMIT_CHECK_SECONDS
+    while True:
+        try:
+            with Session(bind=session.get_bind()) as fresh:
+                return bool(stored(fresh))
+        except SQLAlchemyError:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.25)
+
+
+def commit_with_files(
+    session: Session,
+    store: BlobStore,
+    uploads: Sequence[SealingUpload],
+    today: dt.date,
+    stored: Callable[[Session], bool] | None = None,
+) -> None:
     """Move the files in, then commit; if the commit fails, take the files out again.
 
     A crash between the two leaves only an unreferenced file of ciphertext, which
-    `whistle sweep` removes; never a row that points at a missing file. After the commit
-    the files' times are set back to the day, as coarse as the rows' dates.
+    `whistle sweep` removes; never a row that points at a missing file. If the commit's
+    answer is lost (the connection dropped), `stored` asks a fresh connection whether the
+    change is there: if it is, this is a success (the reporter gets their code); if it
+    cannot be told, the files stay (a row may point at them; `whistle sweep` removes them
+    if none does). After the commit the files' times are set back to the day.
     """
     claimed: list[str] = []
     try:
@@ -107,14 +135,22 @@ def commit_with_files(session: Session, store: BlobStore, uploads: Sequence[Seal
         session.commit()
     except (SQLAlchemyError, OSError, UploadNotKept) as exc:
         session.rollback()
-        for name in claimed:
-            store.delete(name)
-        raise StorageFailed() from exc
+        took = _took(session, stored) if stored is not None and isinstance(exc, SQLAlchemyError) else False
+        if took is not True:
+            if took is False:
+                for name in claimed:
+                    store.delete(name)
+            raise StorageFailed() from exc
+        log.warning("a commit's answer was lost, but the change was stored (%s)", type(exc).__name__)
     for name in claimed:
         try:
             store.blur_times(name, today)
         except OSError as exc:  # the tip is stored: its code must still be shown
             log.error("could not set a stored file's times back to its day (%s)", type(exc).__name__)
+
+
+def _exists(session: Session, *where) -> bool:
+    return bool(session.scalar(select(exists().where(*where))))
 
 
 def _require_files_kept(uploads: Sequence[SealingUpload]) -> None:
@@ -167,7 +203,8 @@ def submit_report(
     report.events.append(StatusEvent(status=Status.RECEIVED, on=today))
     _attach(report, uploads, recipients)
     session.add(report)
-    commit_with_files(session, store, uploads, today)
+    uid = report.uid
+    commit_with_files(session, store, uploads, today, lambda fresh: _exists(fresh, Report.uid == uid))
     return code
 
 
@@ -271,8 +308,11 @@ def add_message(
     """Add a reporter's message (or, from the command line, an officer's) and commit it."""
     _require_files_kept(uploads)
     report = _opened_report(session, report_id)
-    stage_message(session, trust, report, author, text, uploads, today, signing_key=signing_key)
-    commit_with_files(session, store, uploads, today)
+    message = stage_message(session, trust, report, author, text, uploads, today, signing_key=signing_key)
+    seq = message.seq
+    commit_with_files(
+        session, store, uploads, today, lambda fresh: _exists(fresh, Message.report_id == report_id, Message.seq == seq)
+    )
 
 
 def read_tip(report: Report, private_key: crypto.PrivateKey) -> dict[str, str]:

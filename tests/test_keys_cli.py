@@ -277,6 +277,26 @@ class TestRotation:
         # because the content (and its data key) is not re-encrypted. keys/README.md says so.
         inst.decrypt(old_copy, inst.officer_key, inst.officer_pass, "out-old-copy")
 
+    def test_officer_key_certified_offline_and_registered_with_its_certificate(self, inst):
+        key, cert = inst.root / "officer-3.key", inst.root / "officer-3.cert"
+        inst.run("keys", "new-officer", "--label", "officer-3", "--out", str(key), "--no-register", passphrase=PASS_2)
+        inst.run("keys", "certify", "--key", str(key), "--recovery-key", str(inst.recovery_key), "--out", str(cert),
+                 passphrase=PASS_2, recovery_passphrase=inst.recovery_pass)
+        added = inst.keys("add", str(key.with_suffix(".pub")), "--certificate", str(cert))
+        assert "receives nothing" not in added.output
+        assert "officer-3" in inst.keys("list").output and "NOT CERTIFIED" not in inst.keys("list").output
+        inst.submit()
+        inst.decrypt(inst.export("case-1.zip"), key, PASS_2, "out-3")
+
+    def test_certificate_from_another_recovery_key_is_refused(self, inst, tmp_path):
+        other = Instance(tmp_path / "other", inst.runner)
+        key, cert = inst.root / "officer-4.key", inst.root / "officer-4.cert"
+        inst.run("keys", "new-officer", "--label", "officer-4", "--out", str(key), "--no-register", passphrase=PASS_2)
+        inst.run("keys", "certify", "--key", str(key), "--recovery-key", str(other.recovery_key), "--out", str(cert),
+                 passphrase=PASS_2, recovery_passphrase=other.recovery_pass)
+        result = inst.keys("add", str(key.with_suffix(".pub")), "--certificate", str(cert), ok=False)
+        assert result.exit_code != 0 and "not made by this instance's recovery key" in result.output
+
     def test_new_tips_after_retire_are_not_sealed_to_retired_key(self, inst):
         inst.keys("new-officer", "--label", "officer-2", "--out", str(inst.root / "officer-2.key"), passphrase=PASS_2)
         inst.certify(inst.root / "officer-2.key", PASS_2)

@@ -249,3 +249,17 @@ class TestSession:
 def test_create_app_for_reporters_is_unchanged(make_app):
     app = make_app(factory=create_app)
     assert app.config["SESSION_COOKIE_NAME"] == "whistle"
+
+
+def test_reset_second_factor_from_the_command_line(officer_app, make_account, officer_browser, instance, database_url, secret_key):
+    from click.testing import CliRunner
+
+    from whistle.cli import main
+
+    creds = make_account()
+    (instance / "config.toml").write_text(f'secret_key = "{secret_key}"\ndatabase_url = "{database_url}"\n', "utf-8")
+    result = CliRunner().invoke(main, ["accounts", "reset-factor", creds.username, "--instance", str(instance)])
+    assert result.exit_code == 0, result.output
+    # The passphrase alone now signs in, straight to enrolling again.
+    assert officer_browser.sign_in(creds, code="").status_code == 303
+    assert officer_browser.client.get("/cases").location.endswith("/enrol")

@@ -204,6 +204,17 @@ def _second_factor_ok(session: Session, server_key: bytes, account: Account, cod
     return False
 
 
+def reset_second_factor(session: Session, account: Account, by: Account | None) -> None:
+    """Forget an account's TOTP secret and recovery codes: at their next sign-in (with
+    their passphrase alone) they enrol again. For a lost phone, or after the secret key
+    changed (it seals the TOTP secrets). The caller commits."""
+    account.totp_secret = None
+    account.totp_enrolled_on = None
+    account.totp_last_step = 0
+    account.recovery_codes = "[]"
+    audit.record(session, "account_changed", by, target=account.username, change="second factor reset")
+
+
 # --------------------------------------------------------------------------- signing in
 
 

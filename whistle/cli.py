@@ -24,6 +24,7 @@ from . import accounts, audit, bundles, cases, create_app, create_officer_app, c
 from .uploads import blob_store
 from .config import ConfigError
 from .extensions import password_hashing, today, trust
+from .i18n import thai_today as today_thai
 from .models import Author, KeyRole, Report, Role
 
 DEFAULT_INSTANCE = "instance"
@@ -337,15 +338,24 @@ def new_recovery(out: str, instance_path: str | None, register: bool) -> None:
 
 @keys.command("add")
 @click.argument("public_key_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--certificate", "certificate_file", type=click.Path(exists=True, dir_okay=False),
+              help="The recovery key's certificate for this officer key (`whistle keys certify --out`).")
 @click.option("--instance", "instance_path")
-def add_key(public_key_file: str, instance_path: str | None) -> None:
-    """Register a public key file (.pub) made on another machine."""
+def add_key(public_key_file: str, certificate_file: str | None, instance_path: str | None) -> None:
+    """Register a public key file (.pub) made on another machine, with its certificate."""
     try:
         info = keyring.key_info(keyring.read_document(Path(public_key_file)))
-        _register(_instance(instance_path), info)
-    except keyring.KeyFileError as exc:
+        with _instance_app(_instance(instance_path)):
+            row = keyring.register(db.session(), info, today())
+            if certificate_file:
+                keyring.attach_certificate(row, trust(), keyring.read_certificate(Path(certificate_file)))
+            db.session().commit()
+            certified = trust().certified(row) is not None
+    except (keyring.KeyFileError, keyring.MissingAnchor) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Registered {info.role.value} key {info.key_id_hex} ({info.label}).")
+    if info.role is KeyRole.OFFICER and not certified:
+        click.echo("It receives nothing until the recovery key certifies it: `whistle keys certify` (keys/README.md).")
 
 
 @keys.command("list")
@@ -394,17 +404,29 @@ def anchor_key(recovery_file: str, instance_path: str | None) -> None:
 @keys.command("certify")
 @click.option("--key", "officer_file", required=True, help="The officer's private key file.")
 @click.option("--recovery-key", "recovery_file", required=True, help="The recovery key file.")
+@click.option("--out", "out_file", help="Write the certificate to this file instead (no instance needed: on the officer's or an offline computer).")
 @click.option("--instance", "instance_path")
-def certify_key(officer_file: str, recovery_file: str, instance_path: str | None) -> None:
+def certify_key(officer_file: str, recovery_file: str, out_file: str | None, instance_path: str | None) -> None:
     """Have the recovery key vouch for an officer key: it then receives new tips and its
     messages are shown to reporters as the officers'. Asks for both passphrases
-    (WHISTLE_PASSPHRASE, then WHISTLE_RECOVERY_PASSPHRASE, when set)."""
+    (WHISTLE_PASSPHRASE, then WHISTLE_RECOVERY_PASSPHRASE, when set).
+
+    With --out, writes a certificate file that IT registers with `whistle keys add
+    OFFICER.pub --certificate FILE`: neither private key need come near the server."""
     officer_doc = _read_key_document(officer_file)
     officer = _unlock_document(officer_doc)
     recovery = _unlock_document(_read_key_document(recovery_file), env="WHISTLE_RECOVERY_PASSPHRASE", prompt="Recovery key passphrase")
+    label = str(officer_doc.get("label") or "officer")
+    if out_file:
+        try:
+            keyring.write_new_file(Path(out_file), keyring.certificate_document(officer, recovery, label, today_thai()))
+        except (keyring.KeyFileError, FileExistsError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"Wrote {out_file}: the recovery key's certificate for officer key {officer.key_id.hex()}.")
+        return
     with _instance_app(instance_path):
         try:
-            row = keyring.certify(db.session(), trust(), officer, recovery, str(officer_doc.get("label") or "officer"), today())
+            row = keyring.certify(db.session(), trust(), officer, recovery, label, today())
         except (keyring.KeyFileError, keyring.MissingAnchor) as exc:
             raise click.ClickException(str(exc)) from None
         db.session().commit()
@@ -619,6 +641,21 @@ def list_accounts(instance_path: str | None) -> None:
             state = "disabled" if a.disabled_on else ("first sign-in pending" if a.must_change_passphrase else "active")
             factor = "second factor on" if a.totp_enrolled_on else "no second factor yet"
             click.echo(f"{a.username:<20} {a.role.value:<10} {state}, {factor}")
+
+
+@accounts_group.command("reset-factor")
+@click.argument("username")
+@click.option("--instance", "instance_path")
+def reset_factor(username: str, instance_path: str | None) -> None:
+    """Turn off an account's second factor: at their next sign-in the person enrols again.
+    Needed for everyone after the secret key changes (it seals the TOTP secrets)."""
+    with _instance_app(instance_path):
+        account = accounts.find(db.session(), username)
+        if account is None:
+            raise click.ClickException(f"no account {accounts.normalise_username(username)!r}")
+        accounts.reset_second_factor(db.session(), account, None)
+        db.session().commit()
+    click.echo(f"The second factor of {account.username!r} is off: they turn it on again at their next sign-in.")
 
 
 # --------------------------------------------------------------------------- audit

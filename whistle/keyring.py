@@ -336,6 +336,44 @@ def find_key(session: Session, key_id: bytes) -> RecipientKey | None:
     return session.scalar(select(RecipientKey).where(RecipientKey.key_id == key_id))
 
 
+CERTIFICATE_FORMAT = "whistle-certificate"
+
+
+def certificate_document(officer: crypto.PrivateKey, recovery: crypto.PrivateKey, label: str, today: dt.date) -> dict[str, Any]:
+    """A certificate as a file, made where both private keys are (`keys certify --out`)."""
+    public, verify = officer.public_key(), officer.signing_key.verify_key()
+    return {
+        "format": CERTIFICATE_FORMAT,
+        "version": FILE_VERSION,
+        "key_id": public.key_id.hex(),
+        "recovery_key_id": recovery.key_id.hex(),
+        "certificate": _b64(crypto.certify(recovery.signing_key, public, verify, KeyRole.OFFICER.value, label, today.isoformat())),
+    }
+
+
+def read_certificate(path: Path) -> bytes:
+    doc = read_document(path)
+    if doc.get("format") != CERTIFICATE_FORMAT:
+        raise KeyFileError(f"{path} is not a certificate file")
+    try:
+        return _unb64(doc["certificate"])
+    except (KeyError, ValueError):
+        raise KeyFileError(f"{path} is damaged") from None
+
+
+def attach_certificate(row: RecipientKey, trust: Trust, certificate: bytes) -> None:
+    """Store a certificate made elsewhere, after checking it under this instance's anchor
+    and for this very key. The caller commits."""
+    try:
+        certified = crypto.check_certificate(trust.anchor().verify_key, certificate)
+    except crypto.BadSignature:
+        raise KeyFileError("the certificate was not made by this instance's recovery key") from None
+    if certified.public_key.to_bytes() != row.public_key:
+        raise KeyFileError("the certificate is for another key")
+    row.verify_key = certified.verify_key.to_bytes()
+    row.certificate = certificate
+
+
 def active_keys(session: Session) -> list[RecipientKey]:
     return list(
         session.scalars(select(RecipientKey).where(RecipientKey.retired_on.is_(None)).order_by(RecipientKey.id))

@@ -65,8 +65,7 @@ _RECEIPT = re.compile(r'<p class="code"[^>]*>([\d ]+)</p>')
 def build_app(instance: Path):
     from whistle import create_app, crypto, db, keyring
     from whistle.codes import DEFAULT_COST
-    from whistle.extensions import today
-    from whistle.models import KeyRole
+    from whistle.extensions import today, trust
 
     app = create_app(
         {
@@ -80,9 +79,8 @@ def build_app(instance: Path):
     with app.app_context():
         db.create_schema()
         session = db.session()
-        for role, label in ((KeyRole.OFFICER, "officer-1"), (KeyRole.RECOVERY, "recovery")):
-            public = crypto.PrivateKey.generate().public_key()
-            keyring.register(session, keyring.KeyInfo(role, label, public), today())
+        officer, recovery = crypto.PrivateKey.generate(), crypto.PrivateKey.generate()
+        keyring.install_first_keys(session, trust(), officer, recovery, "officer-1", today())
         session.commit()
     return app
 

@@ -177,10 +177,7 @@ def install_keys(app, session, officer_key, recovery_key, today) -> None:
     and have it certify the officer key."""
     from whistle.extensions import trust_of
 
-    keyring.write_anchor(app.extensions["whistle.settings"].instance_path / keyring.ANCHOR_FILE, recovery_key)
-    verify = recovery_key.signing_key.verify_key()
-    keyring.register(session, keyring.KeyInfo(KeyRole.RECOVERY, "recovery", recovery_key.public_key(), verify), today)
-    keyring.certify(session, trust_of(app), officer_key, recovery_key, "officer-1", today)
+    keyring.install_first_keys(session, trust_of(app), officer_key, recovery_key, "officer-1", today)
 
 
 @pytest.fixture

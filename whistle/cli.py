@@ -140,12 +140,10 @@ def create_instance(instance: Path, recovery_dir: Path, echo=click.echo) -> None
     recovery_file = recovery_dir / "recovery.key"
     admin_pass = _generated_passphrase()
     officer, officer_private = _new_keypair(KeyRole.OFFICER, "officer-1", officer_file, officer_pass, _test_kdf())
-    recovery, _recovery_private = _new_keypair(KeyRole.RECOVERY, "recovery", recovery_file, recovery_pass, _test_kdf())
-    keyring.write_anchor(instance / keyring.ANCHOR_FILE, _recovery_private)
-    _register(instance, recovery)
+    recovery, recovery_private = _new_keypair(KeyRole.RECOVERY, "recovery", recovery_file, recovery_pass, _test_kdf())
     with _instance_app(instance):
         hashing, session = _password_hashing(), db.session()
-        keyring.certify(session, trust(), officer_private, _recovery_private, "officer-1", today())
+        keyring.install_first_keys(session, trust(), officer_private, recovery_private, "officer-1", today())
         accounts.create_account(session, hashing, "admin", "Administrator", Role.ADMIN, admin_pass, today())
         accounts.create_account(
             session, hashing, "officer-1", "officer-1", Role.OFFICER, officer_pass, today(),

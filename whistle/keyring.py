@@ -332,6 +332,17 @@ def certify(
     return row
 
 
+def install_first_keys(
+    session: Session, trust: Trust, officer: crypto.PrivateKey, recovery: crypto.PrivateKey, officer_label: str, today: dt.date
+) -> None:
+    """What a new instance needs to take tips (`whistle init`): the recovery key pinned as
+    the anchor and registered, and the first officer key registered with its certificate.
+    The caller commits."""
+    write_anchor(trust.path, recovery)
+    register(session, KeyInfo(KeyRole.RECOVERY, "recovery", recovery.public_key(), recovery.signing_key.verify_key()), today)
+    certify(session, trust, officer, recovery, officer_label, today)
+
+
 def find_key(session: Session, key_id: bytes) -> RecipientKey | None:
     return session.scalar(select(RecipientKey).where(RecipientKey.key_id == key_id))
 

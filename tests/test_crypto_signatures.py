@@ -378,3 +378,44 @@ class TestSignedItems:
         assert crypto.is_legacy(legacy)
         with pytest.raises(crypto.OpenError):
             crypto.open_signed(legacy, reporter, SLOT_X, [officer.signing_key.verify_key()])
+
+
+class TestSignatureMemo:
+    """Remembering checked signatures must never let an unchecked one through."""
+
+    CONTEXT = crypto.Context(bytes(32), "message/1/officer")
+
+    def _signed(self, author: crypto.PrivateKey, reader: crypto.PrivateKey, text: bytes = b"Which building?") -> bytes:
+        return crypto.seal_signed(text, [reader.public_key()], self.CONTEXT, author.signing_key)
+
+    def test_memo_skips_only_the_very_same_envelope(self, officer, recovery, monkeypatch):
+        memo = crypto.SignatureMemo()
+        genuine = self._signed(officer, recovery)
+        signer = officer.signing_key.verify_key()
+        crypto.open_signed(genuine, recovery, self.CONTEXT, [signer], memo)
+        checks = []
+        real = crypto.check_signed
+        monkeypatch.setattr(crypto, "check_signed", lambda *a: checks.append(1) or real(*a))
+        crypto.open_signed(genuine, recovery, self.CONTEXT, [signer], memo)
+        assert checks == []  # remembered
+        forged = crypto.seal(officer.signing_key.verify_key().key_id + bytes(crypto.SIGNATURE_LEN) + b"Come to room 204",
+                             [recovery.public_key()], self.CONTEXT)
+        with pytest.raises(crypto.BadSignature):
+            crypto.open_signed(forged, recovery, self.CONTEXT, [signer], memo)
+        assert checks == [1]
+
+    def test_memo_does_not_outlive_a_signer_leaving_the_list(self, officer, recovery):
+        memo = crypto.SignatureMemo()
+        genuine = self._signed(officer, recovery)
+        crypto.open_signed(genuine, recovery, self.CONTEXT, [officer.signing_key.verify_key()], memo)
+        with pytest.raises(crypto.BadSignature):  # revoked: no longer among the signers
+            crypto.open_signed(genuine, recovery, self.CONTEXT, [], memo)
+
+    def test_memo_is_bounded(self, officer, recovery):
+        memo = crypto.SignatureMemo(capacity=2)
+        signer = officer.signing_key.verify_key()
+        envelopes = [self._signed(officer, recovery, bytes([i])) for i in range(3)]
+        for envelope in envelopes:
+            crypto.open_signed(envelope, recovery, self.CONTEXT, [signer], memo)
+        assert not memo.checked(envelopes[0], self.CONTEXT, signer)
+        assert memo.checked(envelopes[2], self.CONTEXT, signer)

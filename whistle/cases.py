@@ -52,9 +52,25 @@ class CaseClosed(Exception):
     """The case is closed; it takes no further workflow step."""
 
 
-def get_case(session: Session, case_id: int) -> Report:
-    """The case with this number; `CaseNotFound` if there is none or it was purged."""
-    report = session.get(Report, case_id)
+def get_case(session: Session, case_id: int, *, whole: bool = False) -> Report:
+    """The case with this number; `CaseNotFound` if there is none or it was purged.
+
+    `whole` loads its thread, files, notes and timeline at once (a handful of queries
+    instead of one per message), for a page that shows them all.
+    """
+    if whole:
+        report = session.scalar(
+            select(Report).where(Report.id == case_id).options(
+                selectinload(Report.messages).selectinload(Message.attachments),
+                selectinload(Report.messages).selectinload(Message.author_account),
+                selectinload(Report.attachments).selectinload(Attachment.message),
+                selectinload(Report.notes).selectinload(Note.author),
+                selectinload(Report.events).selectinload(StatusEvent.actor),
+                selectinload(Report.assignee),
+            )
+        )
+    else:
+        report = session.get(Report, case_id)
     if report is None or report.purged_on is not None:
         raise CaseNotFound(case_id)
     return report

@@ -89,11 +89,11 @@ def read_case(session: Session, trust: keyring.Trust, report: Report, key: crypt
     signers = keyring.signers(session, trust)
     thread = []
     for message in report.messages:
-        opened = items.open_message(report, message, key, signers)
+        opened = items.open_message(report, message, key, signers, trust.memo)
         thread.append(
             ThreadEntry(
                 author=message.author,
-                author_name=_name(session.get(Account, message.author_id)) if message.author_id else None,
+                author_name=_name(message.author_account),
                 on=message.created_on,
                 text=opened.text,
                 explains=message.explains,
@@ -105,7 +105,7 @@ def read_case(session: Session, trust: keyring.Trust, report: Report, key: crypt
         )
     notes = []
     for note in report.notes:
-        opened = items.open_note(report, note, key, signers)
+        opened = items.open_note(report, note, key, signers, trust.memo)
         notes.append(NoteEntry(_name(note.author), note.created_on, opened.text, opened.readable, opened.verified))
     audit.record(session, "tip_decrypt", actor, report.id)
     session.commit()

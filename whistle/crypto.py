@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import os
 import re
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from typing import BinaryIO, Iterable, Iterator, Sequence
@@ -939,11 +940,43 @@ def seal_signed(plaintext: bytes, recipients: Sequence[PublicKey], context: Cont
     return seal(signing_key.verify_key().key_id + signature + plaintext, recipients, context)
 
 
-def open_signed(envelope: bytes, private_key: PrivateKey, context: Context, signers: Iterable[VerifyKey]) -> Signed:
+class SignatureMemo:
+    """Signed items already checked in this process, so that showing the same case again
+    does not verify the same signatures again (about 0.3 ms each). An entry is a hash of
+    the whole envelope, its context and the signer's key id: only those very bytes, opened
+    for that very place and still signed by a key among the signers, skip the check."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._seen: dict[bytes, None] = {}
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(envelope: bytes, context: Context, signer: VerifyKey) -> bytes:
+        return hashlib.sha256(_lp(b"whistle signature memo", envelope, context.digest, signer.key_id)).digest()
+
+    def checked(self, envelope: bytes, context: Context, signer: VerifyKey) -> bool:
+        return self._key(envelope, context, signer) in self._seen
+
+    def remember(self, envelope: bytes, context: Context, signer: VerifyKey) -> None:
+        with self._lock:
+            if len(self._seen) >= self._capacity:
+                self._seen.pop(next(iter(self._seen)))
+            self._seen[self._key(envelope, context, signer)] = None
+
+
+def open_signed(
+    envelope: bytes,
+    private_key: PrivateKey,
+    context: Context,
+    signers: Iterable[VerifyKey],
+    memo: SignatureMemo | None = None,
+) -> Signed:
     """Open a `seal_signed` envelope and check it was signed, for `context`, by one of
     `signers` (verify keys whose certificates checked). `OpenError` if it does not open,
     `BadSignature` if it opens but is not so signed. A version 1 envelope never passes:
-    check `is_legacy` first to show such an item as unverified."""
+    check `is_legacy` first to show such an item as unverified. With a `memo`, an
+    envelope it has seen checked for this context and signer is not checked again."""
     inner = open_sealed(envelope, private_key, context, accept_legacy=False)
     if len(inner) < KEY_ID_LEN + SIGNATURE_LEN:
         raise BadSignature()
@@ -951,7 +984,10 @@ def open_signed(envelope: bytes, private_key: PrivateKey, context: Context, sign
     payload = inner[KEY_ID_LEN + SIGNATURE_LEN :]
     for signer in signers:
         if hmac.compare_digest(signer.key_id, key_id):
-            check_signed(signer, context, payload, signature)
+            if memo is None or not memo.checked(envelope, context, signer):
+                check_signed(signer, context, payload, signature)
+                if memo is not None:
+                    memo.remember(envelope, context, signer)
             return Signed(payload, signer)
     raise BadSignature()
 

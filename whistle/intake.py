@@ -241,7 +241,7 @@ def view_case(session: Session, trust: keyring.Trust, opened: OpenedCase) -> Cas
     signers = keyring.signers(session, trust)
     thread = []
     for message in report.messages:
-        opened_message = items.open_message(report, message, opened.reporter_key, signers)
+        opened_message = items.open_message(report, message, opened.reporter_key, signers, trust.memo)
         # Every message of a thread is sealed to its reporter where it stands: one that does
         # not open here was altered or moved, and is shown as a warning like a forgery.
         verified = opened_message.readable and (message.author is Author.REPORTER or bool(opened_message.verified))

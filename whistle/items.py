@@ -151,7 +151,12 @@ def reseal_message(
 
 
 def _open_signed_or_not(
-    sealed: bytes, key: crypto.PrivateKey, ctx: crypto.Context, signed: bool, signers: Sequence[crypto.VerifyKey] | None
+    sealed: bytes,
+    key: crypto.PrivateKey,
+    ctx: crypto.Context,
+    signed: bool,
+    signers: Sequence[crypto.VerifyKey] | None,
+    memo: crypto.SignatureMemo | None,
 ) -> Opened:
     """`signers` None: an officer reading offline without an anchor; the signature is not
     checked and `verified` stays None (never for a reporter's page)."""
@@ -166,7 +171,7 @@ def _open_signed_or_not(
             text, files = _parse(crypto.unsafe_open_signed_unchecked(sealed, key, ctx), legacy=False)
             return Opened(text, files)
         try:
-            opened = crypto.open_signed(sealed, key, ctx, signers)
+            opened = crypto.open_signed(sealed, key, ctx, signers, memo)
         except crypto.BadSignature:
             return Opened("", verified=False)
         text, files = _parse(opened.plaintext, legacy=False)
@@ -175,19 +180,32 @@ def _open_signed_or_not(
         return UNREADABLE
 
 
-def open_message(report: Report, message: Message, key: crypto.PrivateKey, signers: Sequence[crypto.VerifyKey] | None) -> Opened:
+def open_message(
+    report: Report,
+    message: Message,
+    key: crypto.PrivateKey,
+    signers: Sequence[crypto.VerifyKey] | None,
+    memo: crypto.SignatureMemo | None = None,
+) -> Opened:
     """Open a message for its place in the thread; an officer's is checked against
-    `signers` (keyring.signers). Never raises: an item that does not open is UNREADABLE."""
+    `signers` (keyring.signers; `memo`: keyring.Trust.memo). Never raises: an item that
+    does not open is UNREADABLE."""
     ctx = context(report, message_slot(message.seq, message.author))
-    return _open_signed_or_not(message.body, key, ctx, message.author is Author.OFFICER, signers)
+    return _open_signed_or_not(message.body, key, ctx, message.author is Author.OFFICER, signers, memo)
 
 
 def seal_note(report: Report, note: Note, text: str, recipients: Sequence[crypto.PublicKey], signing_key: crypto.SigningKey) -> bytes:
     return crypto.seal_signed(_payload(text, ()), recipients, context(report, note_slot(note.seq)), signing_key)
 
 
-def open_note(report: Report, note: Note, key: crypto.PrivateKey, signers: Sequence[crypto.VerifyKey] | None) -> Opened:
-    return _open_signed_or_not(note.body, key, context(report, note_slot(note.seq)), True, signers)
+def open_note(
+    report: Report,
+    note: Note,
+    key: crypto.PrivateKey,
+    signers: Sequence[crypto.VerifyKey] | None,
+    memo: crypto.SignatureMemo | None = None,
+) -> Opened:
+    return _open_signed_or_not(note.body, key, context(report, note_slot(note.seq)), True, signers, memo)
 
 
 def next_seq(rows: Iterable[Message] | Iterable[Note]) -> int:

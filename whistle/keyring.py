@@ -264,6 +264,8 @@ class Trust:
         self._anchor: Anchor | None = None
         self._stamp: tuple[int, int] | None = None
         self._checked: dict[tuple[bytes, bytes], crypto.Certified | None] = {}
+        #: Officers' signatures already checked under this anchor (forgotten when it changes).
+        self.memo = crypto.SignatureMemo()
 
     def anchor(self) -> Anchor:
         try:
@@ -274,6 +276,7 @@ class Trust:
         stamp = (stat.st_mtime_ns, stat.st_size)
         if self._anchor is None or stamp != self._stamp:
             self._anchor, self._stamp, self._checked = read_anchor(self.path), stamp, {}
+            self.memo = crypto.SignatureMemo()
         return self._anchor
 
     def certified(self, row: RecipientKey) -> crypto.Certified | None:

@@ -217,6 +217,7 @@ class Message(Base):
 
     report: Mapped[Report] = relationship(back_populates="messages")
     attachments: Mapped[list[Attachment]] = relationship(back_populates="message", order_by="Attachment.id")
+    author_account: Mapped[Account | None] = relationship()
 
 
 class Attachment(Base):

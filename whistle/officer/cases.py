@@ -52,9 +52,9 @@ def index():
     )
 
 
-def _case(case_id: int):
+def _case(case_id: int, whole: bool = False):
     try:
-        return cases.get_case(db.session(), case_id)
+        return cases.get_case(db.session(), case_id, whole=whole)
     except cases.CaseNotFound:
         abort(404)
 
@@ -105,7 +105,7 @@ def _render_case(report, message_form: MessageForm | None = None, note_form: Not
 @bp.get("/<int:case_id>")
 @roles(Role.OFFICER, Role.SUPERVISOR)
 def show(case_id: int):
-    return _render_case(_case(case_id))
+    return _render_case(_case(case_id, whole=True))
 
 
 @bp.post("/<int:case_id>/step")

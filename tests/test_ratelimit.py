@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from whistle import codes, crypto
+from whistle import codes, config, crypto, ratelimit
 
 from .conftest import REDIS_URL, Reporter, csrf_token, redis_reachable
 
@@ -44,6 +44,69 @@ def test_get_pages_are_never_limited(make_app):
     app = make_app(ratelimit_enabled=True, ratelimit_status="1 per hour")
     client = app.test_client()
     assert all(client.get("/status").status_code == 200 for _ in range(5))
+
+
+class TestClientNetwork:
+    """One client to the limiter: an IPv4 address, an IPv6 network, or a Tor circuit."""
+
+    @pytest.mark.parametrize(
+        "a, b",
+        [
+            ("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe"),  # one /64
+            ("::ffff:192.0.2.10", "192.0.2.10"),  # IPv4-mapped IPv6 is the IPv4 client
+            ("192.0.2.10", "192.0.2.10"),
+        ],
+    )
+    def test_same_client(self, a, b):
+        assert ratelimit.client_network(a, 64) == ratelimit.client_network(b, 64)
+
+    @pytest.mark.parametrize(
+        "a, b",
+        [
+            ("2001:db8:1:2::1", "2001:db8:1:3::1"),  # neighbouring /64s
+            ("192.0.2.10", "192.0.2.11"),  # IPv4: every address
+            ("fc00:dead:beef:4dad::1:1", "fc00:dead:beef:4dad::1:2"),  # two Tor circuits
+            ("fc00:dead:beef:4dad::1:1", "fc00:dead:beef:4dae::1:1"),
+        ],
+    )
+    def test_different_clients(self, a, b):
+        assert ratelimit.client_network(a, 64) != ratelimit.client_network(b, 64)
+
+    def test_prefix_length_is_followed(self):
+        assert ratelimit.client_network("2001:db8:1:2::1", 48) == ratelimit.client_network("2001:db8:1:ffff::1", 48)
+        assert ratelimit.client_network("2001:db8:1:2::1", 48) != ratelimit.client_network("2001:db8:2:2::1", 48)
+        assert ratelimit.client_network("2001:db8::1", 128) != ratelimit.client_network("2001:db8::2", 128)
+        assert ratelimit.client_network("2001:db8:1:2::1", 64) == "2001:db8:1:2::/64"
+
+    def test_not_an_address_is_keyed_as_it_is(self):
+        assert ratelimit.client_network("", 64) == ""
+        assert ratelimit.client_network("unix:/run/x", 64) == "unix:/run/x"
+
+    def test_ipv6_clients_limited_per_64(self, make_app):
+        app = make_app(ratelimit_enabled=True, ratelimit_status="2 per hour")
+        client = app.test_client()
+        same_net = ["2001:db8:1:2::1", "2001:db8:1:2:aaaa::9", "2001:db8:1:2::abcd"]
+        assert [_check(client, addr=a).status_code for a in same_net] == [400, 400, 429]
+        assert _check(client, addr="2001:db8:1:3::1").status_code == 400  # the next /64 is another client
+        assert _check(client, addr="::ffff:192.0.2.10").status_code == 400
+        assert [_check(client, addr="192.0.2.10").status_code for _ in range(2)] == [400, 429]
+
+    def test_ipv6_prefix_setting(self, make_app):
+        app = make_app(ratelimit_enabled=True, ratelimit_status="1 per hour", ratelimit_ipv6_prefix=48)
+        client = app.test_client()
+        assert [_check(client, addr=a).status_code for a in ("2001:db8:1:2::1", "2001:db8:1:9::1")] == [400, 429]
+
+    def test_tor_circuits_are_limited_one_by_one(self, make_app):
+        app = make_app(ratelimit_enabled=True, ratelimit_status="1 per hour")
+        client = app.test_client()
+        assert _check(client, addr="fc00:dead:beef:4dad::a:1").status_code == 400
+        assert _check(client, addr="fc00:dead:beef:4dad::a:2").status_code == 400
+        assert _check(client, addr="fc00:dead:beef:4dad::a:1").status_code == 429
+
+    @pytest.mark.parametrize("prefix", ["31", "129", "x"])
+    def test_ipv6_prefix_must_be_a_prefix_length(self, make_app, prefix):
+        with pytest.raises(config.ConfigError):
+            make_app(ratelimit_ipv6_prefix=prefix)
 
 
 @pytest.mark.redis

@@ -92,6 +92,9 @@ class Settings:
     ratelimit_status: str = "30 per hour"
     ratelimit_reply: str = "20 per hour"
     ratelimit_signin: str = "20 per hour"
+    #: IPv6 clients are limited per network of this prefix length (one household or phone
+    #: usually holds a whole /64); IPv4 clients per address.
+    ratelimit_ipv6_prefix: int = 64
     status_view_minutes: int = 15
     #: An officer's session ends after this long without a request, and after this long in all.
     officer_idle_minutes: int = 30
@@ -171,6 +174,7 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
             ratelimit_status=str(pick("ratelimit_status", Settings.ratelimit_status)),
             ratelimit_reply=str(pick("ratelimit_reply", Settings.ratelimit_reply)),
             ratelimit_signin=str(pick("ratelimit_signin", Settings.ratelimit_signin)),
+            ratelimit_ipv6_prefix=int(pick("ratelimit_ipv6_prefix", Settings.ratelimit_ipv6_prefix)),
             state_storage_uri=str(pick("state_storage_uri", "") or pick("ratelimit_storage_uri", Settings.ratelimit_storage_uri)),
             officer_idle_minutes=int(pick("officer_idle_minutes", Settings.officer_idle_minutes)),
             officer_session_hours=int(pick("officer_session_hours", Settings.officer_session_hours)),
@@ -187,6 +191,8 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
         raise ConfigError("max_files must be 0 or more and max_file_bytes more than 0.")
     if settings.retention_days < 0:
         raise ConfigError("retention_days must be 0 (never purge) or a number of days.")
+    if not 32 <= settings.ratelimit_ipv6_prefix <= 128:
+        raise ConfigError("ratelimit_ipv6_prefix must be a prefix length from 32 to 128 (64: one network per client).")
     return settings
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 import statistics
 import time
+from pathlib import Path
 
 import pytest
 
-from whistle import codes, crypto, db
+from whistle import codes, config, crypto, db
 from whistle.codes import CodeCost, MalformedCode, damm_digit, new_code, parse_code
 from whistle.models import Report
 
-from .conftest import csrf_token
+from .conftest import CHEAP_COST, csrf_token
 
 
 class TestFormat:
@@ -57,14 +58,62 @@ class TestFormat:
         assert code.secret not in repr(code)
 
 
+def _load(tmp_path: Path, toml: str = "", overrides: dict | None = None) -> config.Settings:
+    (tmp_path / "config.toml").write_text('secret_key = "' + "s" * 40 + '"\n' + toml, "utf-8")
+    return config.load(tmp_path, overrides)
+
+
+class TestCostFloor:
+    def test_default_cost_is_the_real_one_with_the_production_floor(self, tmp_path):
+        settings = _load(tmp_path)
+        assert settings.code_cost == codes.DEFAULT_COST and settings.code_cost_floor == codes.FLOOR
+
+    @pytest.mark.parametrize(
+        "table",
+        [
+            "time_cost = 1\nmemory_cost = 65536\nparallelism = 4",
+            "time_cost = 3\nmemory_cost = 32768\nparallelism = 4",
+            "time_cost = 3\nmemory_cost = 4194304\nparallelism = 4",
+            "time_cost = 3\nmemory_cost = 65536\nparallelism = 4\nhash_len = 8",
+        ],
+    )
+    def test_config_file_cannot_go_below_the_floor_or_above_the_ceiling(self, tmp_path, table, monkeypatch):
+        monkeypatch.delenv("WHISTLE_UNSAFE_FAST_KDF", raising=False)
+        with pytest.raises(config.ConfigError, match="code_cost"):
+            _load(tmp_path, f"[code_cost]\n{table}\n")
+
+    def test_stronger_cost_in_config_file_is_taken(self, tmp_path):
+        settings = _load(tmp_path, "[code_cost]\ntime_cost = 4\nmemory_cost = 131072\nparallelism = 4\n")
+        assert settings.code_cost == CodeCost(4, 131072, 4)
+
+    def test_config_file_cannot_claim_the_unsafe_cost(self, tmp_path, monkeypatch):
+        monkeypatch.setenv("WHISTLE_UNSAFE_CODE_COST", "1")  # no such switch: ignored
+        with pytest.raises(config.ConfigError, match="tests only"):
+            _load(tmp_path, "[unsafe_code_cost]\ntime_cost = 1\nmemory_cost = 256\nparallelism = 1\n")
+
+    def test_tests_pass_a_cheap_cost_explicitly(self, tmp_path):
+        settings = _load(tmp_path, overrides={"unsafe_code_cost": CHEAP_COST})
+        assert settings.code_cost == CHEAP_COST and settings.code_cost_floor == codes.UNSAFE_FLOOR
+
+    def test_unsafe_cost_must_be_a_code_cost(self, tmp_path):
+        with pytest.raises(config.ConfigError):
+            _load(tmp_path, overrides={"unsafe_code_cost": {"time_cost": 1, "memory_cost": 256, "parallelism": 1}})
+
+    def test_test_servers_lift_the_floor_with_the_fast_kdf_switch(self, tmp_path, monkeypatch):
+        monkeypatch.setenv("WHISTLE_UNSAFE_FAST_KDF", "1")
+        settings = _load(tmp_path, "[code_cost]\ntime_cost = 1\nmemory_cost = 256\nparallelism = 1\n")
+        assert settings.code_cost == CHEAP_COST and settings.code_cost_floor == codes.UNSAFE_FLOOR
+
+
 class TestDerivation:
     def test_real_parameters_are_rfc9106_second_option_or_stronger(self):
         cost = codes.DEFAULT_COST
         assert cost.memory_cost >= 64 * 1024 and cost.time_cost >= 3 and cost.parallelism >= 1
+        assert cost.within(codes.FLOOR)
 
     @pytest.mark.slow
     def test_default_app_stores_real_parameters(self, make_app, reporter):
-        app = make_app(code_cost={})  # the defaults, as in production
+        app = make_app(unsafe_code_cost=None)  # the defaults, as in production
         client = app.test_client()
         from .conftest import Reporter
 
@@ -141,7 +190,7 @@ class TestUnknownEqualsWrong:
     def test_indistinguishable_time(self, make_app):
         """Medians of interleaved wrong and unknown attempts, with a derivation costly enough
         (8 MiB) to dominate, as the real one does; the bound is loose on purpose."""
-        app = make_app(code_cost={"time_cost": 1, "memory_cost": 8 * 1024, "parallelism": 1})
+        app = make_app(unsafe_code_cost=CodeCost(time_cost=1, memory_cost=8 * 1024, parallelism=1))
         from .conftest import Reporter
 
         client = app.test_client()

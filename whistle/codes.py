@@ -61,9 +61,24 @@ class CodeCost:
     def as_tuple(self) -> tuple[int, int, int]:
         return (self.time_cost, self.memory_cost, self.parallelism)
 
+    def within(self, floor: CodeCost, ceiling: CodeCost | None = None) -> bool:
+        """Whether each parameter lies between `floor`'s and `ceiling`'s (inclusive), and
+        Argon2id can run it (at least 8 KiB of memory per lane)."""
+        ceiling = ceiling or CEILING
+        return self.memory_cost >= 8 * self.parallelism and all(
+            low <= value <= high for low, value, high in zip(floor.as_tuple(), self.as_tuple(), ceiling.as_tuple())
+        )
+
 
 #: The real cost (RFC 9106 second option). Tests inject a cheaper one.
 DEFAULT_COST = CodeCost()
+#: The least a deployment may configure: RFC 9106's second option in memory and passes.
+FLOOR = CodeCost(time_cost=3, memory_cost=64 * 1024, parallelism=1)
+#: The least Argon2id itself takes; only a test's `unsafe_code_cost` brings the floor here.
+UNSAFE_FLOOR = CodeCost(time_cost=1, memory_cost=8, parallelism=1)
+#: The most one derivation may ask for, configured or read from a case's row: a database
+#: writer cannot make a check take the server's memory.
+CEILING = CodeCost(time_cost=10, memory_cost=1024 * 1024, parallelism=8)
 
 
 def damm_digit(digits: str) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .codes import CodeCost
+from .codes import CEILING, FLOOR, UNSAFE_FLOOR, CodeCost
 
 MiB = 1024 * 1024
 
@@ -82,6 +82,9 @@ class Settings:
     #: Werkzeug applies it to its read buffer too, so it must stay well above 128 KiB.
     max_field_bytes: int = 256 * 1024
     code_cost: CodeCost = field(default_factory=CodeCost)
+    #: The least `code_cost`, and the least cost read from a case's row, that is accepted:
+    #: `codes.FLOOR`, lowered only by a test's `unsafe_code_cost` (never by a config file).
+    code_cost_floor: CodeCost = FLOOR
     argon2_concurrency: int = 2
     ratelimit_storage_uri: str = "memory://"
     #: Where short-lived shared state lives (officer sessions' server half, sign-in
@@ -155,7 +158,7 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
     database_url = pick("database_url") or f"sqlite:///{instance_path / 'whistle.sqlite3'}"
     blob_dir = Path(pick("blob_dir") or instance_path / "blobs")
 
-    cost = data.get("code_cost", {})
+    code_cost, code_cost_floor = _code_cost(data, overrides or {})
     password_cost = data.get("password_cost", {})
     try:
         settings = Settings(
@@ -167,7 +170,8 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
             onion_address=str(pick("onion_address", "")),
             max_files=int(pick("max_files", Settings.max_files)),
             max_file_bytes=int(pick("max_file_bytes", Settings.max_file_bytes)),
-            code_cost=cost if isinstance(cost, CodeCost) else CodeCost(**cost),
+            code_cost=code_cost,
+            code_cost_floor=code_cost_floor,
             argon2_concurrency=int(pick("argon2_concurrency", Settings.argon2_concurrency)),
             ratelimit_storage_uri=str(pick("ratelimit_storage_uri", Settings.ratelimit_storage_uri)),
             ratelimit_submit=str(pick("ratelimit_submit", Settings.ratelimit_submit)),
@@ -194,6 +198,36 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
     if not 32 <= settings.ratelimit_ipv6_prefix <= 128:
         raise ConfigError("ratelimit_ipv6_prefix must be a prefix length from 32 to 128 (64: one network per client).")
     return settings
+
+
+def _code_cost(data: dict[str, Any], overrides: dict[str, Any]) -> tuple[CodeCost, CodeCost]:
+    """The tracking-code cost and the floor it (and every case's stored cost) must meet.
+
+    The floor is `codes.FLOOR` (RFC 9106's second option) unless a test passes
+    `unsafe_code_cost` in the settings it gives `create_app`, or the environment says
+    WHISTLE_UNSAFE_FAST_KDF=1 (the test suite's and benchmarks' servers). A config file
+    can do neither: `unsafe_code_cost` there is refused.
+    """
+    if "unsafe_code_cost" in data and "unsafe_code_cost" not in overrides:
+        raise ConfigError("unsafe_code_cost is for tests only; set code_cost (at least t=3, m=64 MiB) instead.")
+    unsafe = overrides.get("unsafe_code_cost")
+    if unsafe is not None:
+        if not isinstance(unsafe, CodeCost) or not unsafe.within(UNSAFE_FLOOR):
+            raise ConfigError("unsafe_code_cost must be a CodeCost that Argon2id can run.")
+        return unsafe, UNSAFE_FLOOR
+    raw = data.get("code_cost", {})
+    try:
+        cost = raw if isinstance(raw, CodeCost) else CodeCost(**raw)
+    except TypeError:
+        raise ConfigError("code_cost takes time_cost, memory_cost (KiB) and parallelism.") from None
+    floor = UNSAFE_FLOOR if os.environ.get("WHISTLE_UNSAFE_FAST_KDF") == "1" else FLOOR
+    if not cost.within(floor):
+        raise ConfigError(
+            f"code_cost {cost.as_tuple()} (time_cost, memory_cost KiB, parallelism) is outside "
+            f"{floor.as_tuple()}..{CEILING.as_tuple()}: tracking codes need at least "
+            "RFC 9106's second option (t=3, m=64 MiB)."
+        )
+    return cost, floor
 
 
 #: Organisation settings: (name in the [organisation] table, WHISTLE_ variable, name used at

@@ -166,7 +166,8 @@ CHEAP = codes.CodeCost(1, 256, 1)
 
 
 class TestArgonGate:
-    """A flood of checks holding every check slot cannot stop a new report."""
+    """A flood of checks holding every check slot cannot stop a new report, and cannot hold
+    more than four threads per check slot."""
 
     @pytest.fixture
     def blocked_argon(self, monkeypatch):
@@ -186,47 +187,96 @@ class TestArgonGate:
         codes.set_concurrency(2)
 
     @staticmethod
-    def _check_in_thread(secret: str) -> threading.Thread:
-        thread = threading.Thread(target=codes.derive, args=(secret, b"s" * 16, CHEAP), kwargs={"check": True})
+    def _check(secret: str, untagged: bool = False) -> None:
+        codes.derive_each(secret, [(b"s" * 16, CHEAP)], untagged=untagged)
+
+    @classmethod
+    def _check_in_thread(cls, secret: str, untagged: bool = False) -> threading.Thread:
+        thread = threading.Thread(target=cls._check, args=(secret, untagged))
         thread.start()
         return thread
 
-    def test_checks_get_busy_but_reports_go_through(self, blocked_argon):
-        release, started = blocked_argon
-        codes.set_concurrency(2, check_wait=0.2)
-        flood = self._check_in_thread("hold-1")
-        assert started.acquire(timeout=5)
-        # The only check slot is taken: the next check gives up quickly...
-        t0 = time.monotonic()
-        with pytest.raises(codes.Busy):
-            codes.derive("12345", b"s" * 16, CHEAP, check=True)
-        assert time.monotonic() - t0 < 2
-        # ...while a new report's derivation still runs at once.
+    @staticmethod
+    def _report_in_thread() -> threading.Event:
         done = threading.Event()
         threading.Thread(target=lambda: (codes.derive("67890", b"s" * 16, CHEAP), done.set())).start()
-        assert done.wait(5)
-        release.set()
-        flood.join(5)
+        return done
 
-    def test_waiting_checks_are_bounded(self, blocked_argon):
-        """With the check slot taken and three checks waiting, a fifth gives up at once."""
+    @pytest.mark.parametrize("slots", [2, 3, 4])
+    def test_checks_get_busy_but_reports_go_through(self, blocked_argon, slots):
         release, started = blocked_argon
-        codes.set_concurrency(2, check_wait=3)
-        threads = [self._check_in_thread("hold-1")]
-        assert started.acquire(timeout=5)
-        threads += [self._check_in_thread(f"1234{i}") for i in range(3)]
-        time.sleep(0.2)
+        codes.set_concurrency(slots, check_wait=0.2)
+        flood = [self._check_in_thread(f"hold-{i}") for i in range(slots - 1)]
+        for _ in flood:
+            assert started.acquire(timeout=5)
+        # Every check slot is taken: the next check gives up quickly...
         t0 = time.monotonic()
         with pytest.raises(codes.Busy):
-            codes.derive("67890", b"s" * 16, CHEAP, check=True)
-        assert time.monotonic() - t0 < 0.5  # did not wait its check_wait of 3 s
+            self._check("12345")
+        assert time.monotonic() - t0 < 2
+        # ...while a new report's derivation still runs at once, in the slot kept for it.
+        assert self._report_in_thread().wait(5)
         release.set()
-        for thread in threads:
+        for thread in flood:
             thread.join(5)
 
+    def test_one_slot_is_shared_and_a_report_waits_its_turn(self, blocked_argon):
+        release, started = blocked_argon
+        codes.set_concurrency(1, check_wait=0.2)
+        flood = self._check_in_thread("hold-1")
+        assert started.acquire(timeout=5)
+        with pytest.raises(codes.Busy):
+            self._check("12345")
+        done = self._report_in_thread()
+        assert not done.wait(0.5)  # no slot kept for reports when there is only one
+        release.set()
+        assert done.wait(5)
+        flood.join(5)
+
+    @pytest.mark.parametrize("slots", [1, 2, 3, 4])
+    def test_waiting_checks_are_bounded(self, blocked_argon, slots):
+        """With the check slots taken and three checks waiting for each, one more gives
+        up at once; with one fewer waiting, it waits its turn."""
+        release, started = blocked_argon
+        check_slots = max(1, slots - 1)
+        codes.set_concurrency(slots, check_wait=3)
+        threads = [self._check_in_thread(f"hold-{i}") for i in range(check_slots)]
+        for _ in threads:
+            assert started.acquire(timeout=5)
+        threads += [self._check_in_thread(f"1234{i}") for i in range(3 * check_slots - 1)]
+        time.sleep(0.2)
+        # Room for one more: it waits (and then runs, once the slots are released).
+        waiting = self._check_in_thread("56789")
+        time.sleep(0.2)
+        assert waiting.is_alive()
+        t0 = time.monotonic()
+        with pytest.raises(codes.Busy):
+            self._check("67890")
+        assert time.monotonic() - t0 < 0.5  # did not wait its check_wait of 3 s
+        release.set()
+        for thread in [*threads, waiting]:
+            thread.join(5)
+            assert not thread.is_alive()
+
+    def test_one_untagged_check_at_a_time(self, blocked_argon):
+        release, started = blocked_argon
+        codes.set_concurrency(4, check_wait=3)
+        first = self._check_in_thread("hold-untagged", untagged=True)
+        assert started.acquire(timeout=5)
+        t0 = time.monotonic()
+        with pytest.raises(codes.Busy):
+            self._check("12345", untagged=True)
+        assert time.monotonic() - t0 < 0.5
+        tagged = self._check_in_thread("23456")  # a check with a right tag still runs
+        tagged.join(5)
+        assert not tagged.is_alive()
+        release.set()
+        first.join(5)
+        self._check("34567", untagged=True)  # free again
+
     def test_busy_status_page_is_503_without_the_code(self, app, client, monkeypatch):
-        monkeypatch.setattr(codes, "derive", _raise_busy)
-        code = codes.new_code().display()
+        monkeypatch.setattr(codes, "derive_each", _raise_busy)
+        code = codes.new_code(app.extensions["whistle.server_key"]).display()
         client.get("/?lang=en")
         response = _check(client, code=code)
         page = response.get_data(as_text=True)

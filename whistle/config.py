@@ -85,6 +85,12 @@ class Settings:
     #: The least `code_cost`, and the least cost read from a case's row, that is accepted:
     #: `codes.FLOOR`, lowered only by a test's `unsafe_code_cost` (never by a config file).
     code_cost_floor: CodeCost = FLOOR
+    #: Wrong codes with a right tag that may run Argon2 per lookup part per hour; then the
+    #: lookup answers "busy" until the hour is over (docs/crypto.md section 7).
+    code_lookup_budget: int = 10
+    #: Wrong codes without a right tag (28-digit codes, codes issued under an earlier
+    #: secret key) that may run Argon2 per minute, all lookups together.
+    code_untagged_budget: int = 20
     argon2_concurrency: int = 2
     ratelimit_storage_uri: str = "memory://"
     #: Where short-lived shared state lives (officer sessions' server half, sign-in
@@ -172,6 +178,8 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
             max_file_bytes=int(pick("max_file_bytes", Settings.max_file_bytes)),
             code_cost=code_cost,
             code_cost_floor=code_cost_floor,
+            code_lookup_budget=int(pick("code_lookup_budget", Settings.code_lookup_budget)),
+            code_untagged_budget=int(pick("code_untagged_budget", Settings.code_untagged_budget)),
             argon2_concurrency=int(pick("argon2_concurrency", Settings.argon2_concurrency)),
             ratelimit_storage_uri=str(pick("ratelimit_storage_uri", Settings.ratelimit_storage_uri)),
             ratelimit_submit=str(pick("ratelimit_submit", Settings.ratelimit_submit)),
@@ -195,6 +203,8 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
         raise ConfigError("max_files must be 0 or more and max_file_bytes more than 0.")
     if settings.retention_days < 0:
         raise ConfigError("retention_days must be 0 (never purge) or a number of days.")
+    if settings.code_lookup_budget < 1 or settings.code_untagged_budget < 1:
+        raise ConfigError("code_lookup_budget and code_untagged_budget must be 1 or more.")
     if not 32 <= settings.ratelimit_ipv6_prefix <= 128:
         raise ConfigError("ratelimit_ipv6_prefix must be a prefix length from 32 to 128 (64: one network per client).")
     return settings

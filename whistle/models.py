@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -124,7 +125,14 @@ class Report(Base):
     code_parallelism: Mapped[int] = mapped_column(Integer)
     code_verifier: Mapped[bytes] = mapped_column(LargeBinary(32))
     reporter_public_key: Mapped[bytes] = mapped_column(LargeBinary(1216))
+    #: None while the reporter's key comes from the code's derivation; once the case has
+    #: moved to a new Argon2 cost, that same key sealed under the new derivation, so that
+    #: messages sealed to it stay readable (docs/crypto.md section 7).
+    reporter_key_sealed: Mapped[bytes | None] = mapped_column(LargeBinary(128), default=None)
     content: Mapped[bytes] = mapped_column(LargeBinary)
+
+    # Every code check asks which Argon2 costs live cases have (intake.open_case).
+    __table_args__ = (Index("ix_reports_code_cost", "code_time_cost", "code_memory_cost", "code_parallelism", "purged_on"),)
 
     events: Mapped[list[StatusEvent]] = relationship(
         back_populates="report", cascade="all, delete-orphan", order_by="StatusEvent.id"

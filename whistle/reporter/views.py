@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 
 from .. import db, intake, visits
 from ..codes import Busy, MalformedCode, TrackingCode, normalise_digits, parse_code
-from ..extensions import server_key, settings, today
+from ..extensions import server_key, settings, state, today
 from ..labels import OUTCOME_LABELS, STATUS_LABELS, category_choices, category_label
 from ..models import Author
 from ..uploads import SealingUpload, blob_store, request_uploads
@@ -117,7 +117,7 @@ def report():
     if valid and not file_errors:
         try:
             code = intake.submit_report(
-                db.session(), blob_store(), settings(), form.category.data, form.fields_text(), uploads, today()
+                db.session(), blob_store(), settings(), server_key(), form.category.data, form.fields_text(), uploads, today()
             )
         except intake.StorageFailed:
             flash(_("Your report could not be stored just now, and nothing was kept. Please send it again."), "error")
@@ -182,7 +182,7 @@ def status():
         _form_problem(form)
         return render_template("reporter/status.html", form=form), 400
     try:
-        opened = intake.open_case(db.session(), settings(), server_key(), form.code.parsed)
+        opened = intake.open_case(db.session(), settings(), server_key(), state(), form.code.parsed)
     except intake.UnknownCode:
         form.code.data = ""  # never echo a code; the same page for unknown and wrong codes
         return render_template("reporter/status.html", form=form, not_found=True), 404

@@ -4,6 +4,7 @@ current cost."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from whistle import codes, config, crypto, db, intake
+from whistle import cases, codes, config, crypto, db, intake, retention
 from whistle.codes import CodeCost, MalformedCode, TrackingCode, WrongLength, damm_digit, new_code, parse_code
 from whistle.models import Author, Report
 
@@ -137,6 +138,11 @@ class TestLayout:
         code = new_code(KEY)
         assert code.secret not in repr(code)
 
+    def test_code_cannot_be_changed_once_made(self):
+        code = new_code(KEY)
+        with pytest.raises(AttributeError):
+            code.secret = "1" * 20
+
     def test_last_group_is_the_last_four_digits(self):
         code = new_code(KEY)
         assert code.last_group == code.digits[-4:] == code.display().split()[-1]
@@ -223,6 +229,7 @@ class TestDerivation:
 
     def test_decoy_salt_is_stable_per_lookup_and_key(self):
         salt = codes.decoy_salt(KEY, "123456")
+        assert salt == hmac.new(KEY, b"decoy salt\x00123456", hashlib.sha256).digest()[:16]  # docs/crypto.md 7.6
         assert len(salt) == codes.SALT_LEN == 16
         assert salt == codes.decoy_salt(KEY, "123456")
         assert salt != codes.decoy_salt(KEY, "123457") and salt != codes.decoy_salt(b"j" * 32, "123456")
@@ -243,6 +250,21 @@ class TestDerivation:
         assert key.key_id.hex() == v["reporter_key_id"]
         with pytest.raises(crypto.OpenError):
             codes.open_reporter_key(b"\0" * 32, bytes.fromhex(layout["sealed_reporter_key"]))
+
+    def test_derivation_repr_shows_no_key(self):
+        [derived] = codes.derive_each("1" * 20, [(b"s" * 16, CHEAP_COST)], untagged=False)
+        shown = repr(derived) + str(derived)
+        assert derived.seal_key.hex() not in shown and repr(derived.seal_key) not in shown
+        assert derived.keys.verifier.hex() not in shown and repr(derived.keys.verifier) not in shown
+
+    def test_derive_each_gives_the_vector_keys(self):
+        v = json.loads((VECTORS / "code.json").read_text("utf-8"))
+        a = v["argon2id"]
+        cost = CodeCost(a["time_cost"], a["memory_cost"], a["parallelism"])
+        [derived] = codes.derive_each(v["secret"], [(bytes.fromhex(v["salt"]), cost)], untagged=False)
+        assert derived.keys.verifier.hex() == v["verifier"]
+        assert derived.keys.reporter_key.key_id.hex() == v["reporter_key_id"]
+        assert derived.seal_key.hex() == v["layout_2"]["seal_key"]
 
     def test_sealed_reporter_key_round_trip_and_tamper(self):
         key = crypto.PrivateKey.generate()
@@ -283,6 +305,24 @@ class TestCostBounds:
         assert codes.costs_to_run(current, older, codes.FLOOR) == [
             CodeCost(3, 131072, 4), CodeCost(4, 65536, 4), current,
         ]
+
+    @pytest.mark.parametrize(
+        "cost, floor, inside",
+        [
+            (CodeCost(3, 65536, 1), codes.FLOOR, True),  # the floor itself
+            (CodeCost(2, 65536, 4), codes.FLOOR, False),
+            (CodeCost(3, 65535, 4), codes.FLOOR, False),
+            (CodeCost(10, 1024 * 1024, 8), codes.FLOOR, True),  # the ceiling itself
+            (CodeCost(11, 1024 * 1024, 8), codes.FLOOR, False),
+            (CodeCost(10, 1024 * 1024 + 1, 8), codes.FLOOR, False),
+            (CodeCost(10, 1024 * 1024, 9), codes.FLOOR, False),
+            (CodeCost(1, 8, 1), codes.UNSAFE_FLOOR, True),  # the least Argon2id runs
+            (CodeCost(1, 7, 1), codes.UNSAFE_FLOOR, False),
+            (CodeCost(0, 256, 1), codes.UNSAFE_FLOOR, False),
+        ],
+    )
+    def test_bounds_are_inclusive_and_exact(self, cost, floor, inside):
+        assert cost.within(floor) is inside
 
     def test_argon2_needs_eight_kib_per_lane(self):
         assert not CodeCost(1, 15, 2).within(codes.UNSAFE_FLOOR)
@@ -523,6 +563,16 @@ class TestCostChange:
         assert Reporter(before.test_client()).open_case(code).status_code == 303
         assert self._row(before).code_time_cost == OLD.time_cost
         assert Reporter(after.test_client()).open_case(code).status_code == 303
+
+    def test_a_purge_empties_the_sealed_key(self, moved, clock):
+        _before, after, code = moved
+        assert Reporter(after.test_client()).open_case(code).status_code == 303
+        with after.app_context():
+            case_id = db.session().query(Report).one().id
+            cases.close_case(db.session(), case_id, "substantiated", clock())
+            assert retention.purge_closed(db.session(), after.extensions["whistle.blobs"], clock() + dt.timedelta(days=2), 1) == 1
+        assert self._row(after).reporter_key_sealed is None
+        assert Reporter(after.test_client()).open_case(code).status_code == 404
 
     def test_costs_read_from_the_database_are_bounded(self, make_app, monkeypatch, caplog):
         """With the production floor, a row claiming t=1 or 2 TiB runs neither; its case

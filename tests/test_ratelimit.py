@@ -244,10 +244,10 @@ class TestArgonGate:
         for _ in threads:
             assert started.acquire(timeout=5)
         threads += [self._check_in_thread(f"1234{i}") for i in range(3 * check_slots - 1)]
-        time.sleep(0.2)
+        _until(lambda: _places_left() == 1)
         # Room for one more: it waits (and then runs, once the slots are released).
         waiting = self._check_in_thread("56789")
-        time.sleep(0.2)
+        _until(lambda: _places_left() == 0)
         assert waiting.is_alive()
         t0 = time.monotonic()
         with pytest.raises(codes.Busy):
@@ -287,3 +287,15 @@ class TestArgonGate:
 
 def _raise_busy(*_a, **_k):
     raise codes.Busy()
+
+
+def _places_left() -> int:
+    """Checks the gate's waiting room would still take (a peek inside the semaphore)."""
+    return codes._gate._check_room._value
+
+
+def _until(condition, seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the threads did not reach the gate"
+        time.sleep(0.01)

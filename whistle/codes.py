@@ -93,12 +93,11 @@ class CodeCost:
     def as_tuple(self) -> tuple[int, int, int]:
         return (self.time_cost, self.memory_cost, self.parallelism)
 
-    def within(self, floor: CodeCost, ceiling: CodeCost | None = None) -> bool:
-        """Whether each parameter lies between `floor`'s and `ceiling`'s (inclusive), and
+    def within(self, floor: CodeCost) -> bool:
+        """Whether each parameter lies between `floor`'s and `CEILING`'s (inclusive), and
         Argon2id can run it (at least 8 KiB of memory per lane)."""
-        ceiling = ceiling or CEILING
         return self.memory_cost >= 8 * self.parallelism and all(
-            low <= value <= high for low, value, high in zip(floor.as_tuple(), self.as_tuple(), ceiling.as_tuple())
+            low <= value <= high for low, value, high in zip(floor.as_tuple(), self.as_tuple(), CEILING.as_tuple())
         )
 
 
@@ -316,7 +315,7 @@ class ArgonGate:
             yield
 
     @contextmanager
-    def check(self, untagged: bool = False) -> Iterator[None]:
+    def check(self, *, untagged: bool) -> Iterator[None]:
         if untagged and not self._untagged.acquire(blocking=False):
             raise Busy()
         try:
@@ -377,7 +376,7 @@ def derive(secret: str, salt: bytes, cost: CodeCost) -> crypto.CodeKeys:
 def derive_each(secret: str, plan: Sequence[tuple[bytes, CodeCost]], *, untagged: bool) -> list[Derivation]:
     """One derivation per (salt, cost) of `plan`, in order, holding one check slot for all
     of them (may raise `Busy`)."""
-    with _gate.check(untagged):
+    with _gate.check(untagged=untagged):
         masters = [_argon2(secret, salt, cost) for salt, cost in plan]
     return [Derivation(crypto.code_keys(m), crypto.hkdf(m, _SEALED_KEY_INFO)) for m in masters]
 

@@ -10,17 +10,24 @@ cost. Then:
 2. phase 1: `--reporters` simulated reporters, each with its own cookie jar and its own
    X-Forwarded-For (so each is a separate client for the limiter), submit a tip and check
    its code in a loop for `--seconds` (and at most `--max-requests` requests);
-3. phase 2: the same reporters again, while `--flood` threads send well-formed wrong codes,
-   each request from a new address (so no per-address limit ever stops them);
+3. phase 2: the same reporters again, while `--flood` threads send well-formed wrong codes
+   (half in the current 32-digit layout with a made-up tag, half in the older 28-digit
+   one), each request from a new address (so no per-address limit ever stops them);
 4. checks that every code handed out opens its case (POST /status -> 303) and that the
    stored tip, opened with the officer's key, is the one sent with it; then that one
-   address going over the status-check limit gets its 429.
+   address going over the status-check limit gets its 429;
+5. probes, one check at a time, `--probe` wrong codes (a stored case's lookup, another
+   secret, the right tag) against as many unknown ones (a lookup no case has, the right
+   tag); then restarts the server with a higher cost (t=4) and probes again while every
+   case still has the old one, and opens ten cases to move them to the new cost.
 
 Throughput counts derivations: stored submissions plus status checks that ran Argon2 (an
-opened case, or a wrong code's 404). The target is phase 1 >= 0.8 x the bound. Exit status
-1 if it is missed or any answer other than the intended ones came back: 429 from the
-limiter, and on status checks the Argon2 gate's "busy" page (a check that waited over 2 s
-for a slot), which is counted apart and may be at most 2% of phase 1's checks.
+opened case, or a wrong code's 404). The targets: phase 1 >= 0.8 x the bound; under the
+flood, at least 95% of the reporters' status checks open their case and stored tips keep
+at least 80% of their phase-1 rate. Exit status 1 if one is missed or any answer other
+than the intended ones came back: 429 from the limiter, and on status checks the "busy"
+page (a check turned away by the Argon2 gate or a check budget), which is counted apart
+and may be at most 2% of phase 1's checks.
 
     .venv/bin/python bench/load.py [--seconds 60] [--reporters 6] [--flood 16]
 
@@ -47,6 +54,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -73,6 +81,10 @@ TIP = {
     "evidence": "Copies of the purchase orders",
 }
 TARGET = 0.8
+#: Under the flood: the reporters' status checks that must open their case, and the share of
+#: phase 1's stored tips per second that must still be stored.
+FLOOD_OPEN_TARGET = 0.95
+FLOOD_SUBMIT_TARGET = 0.8
 #: The Argon2 gate's answer to a check that waited over 2 s for a slot is the status page
 #: itself (its code form, with a "busy" notice) with a 503; any other 503 is an error page.
 BUSY = 'name="code"'
@@ -91,10 +103,17 @@ class Browser(live.Browser):
     def __init__(self, port: int, address: str, timeout: float = 60) -> None:
         super().__init__(port, timeout=timeout, forwarded_for=address)
 
+    def check(self, code: str) -> int:
+        """The status of POST /status with this code (0 if the form did not load)."""
+        token = self.token("/status")
+        return self.post("/status", {"code": code, "csrf_token": token})[0] if token else 0
 
-def wrong_code() -> str:
-    """A well-formed code (right length, right check digit) that opens nothing."""
-    body = "".join(secrets.choice("0123456789") for _ in range(codes.CODE_DIGITS - 1))
+
+def wrong_code(n: int) -> str:
+    """A well-formed code (right length, right check digit) that opens nothing: every other
+    one in the current layout (with a made-up tag), the others in the 28-digit layout."""
+    length = codes.CODE_DIGITS if n % 2 else codes.V1_CODE_DIGITS
+    body = "".join(secrets.choice("0123456789") for _ in range(length - 1))
     return body + codes.damm_digit(body)
 
 
@@ -167,13 +186,13 @@ def reporter_loop(port: int, index: int, phase: str, until: float, rec: Recorder
         timed(rec, "status", lambda: browser.post("/status", {"code": code, "csrf_token": token}))
 
 
-def flood_loop(port: int, index: int, until: float, rec: Recorder, addresses: itertools.count):
+def flood_loop(port: int, index: int, until: float, rec: Recorder, addresses: itertools.count, malformed: bool):
     browser = Browser(port, f"172.16.{index}.1", timeout=60)
     token = browser.token("/status")
     while token and time.monotonic() < until and rec.take():
         n = next(addresses)
         address = f"100.{64 + (n >> 16) % 64}.{(n >> 8) & 255}.{n & 255}"  # a new one each time
-        code = wrong_code()
+        code = "0000" if malformed else wrong_code(n)
         timed(rec, "flood", lambda: browser.post("/status", {"code": code, "csrf_token": token}, forwarded_for=address))
 
 
@@ -203,7 +222,10 @@ def run_phase(port: int, args, phase: str, seconds: float, flood: int, given: li
         threading.Thread(target=reporter_loop, args=(port, i, phase, until, rec, given, lock), daemon=True)
         for i in range(args.reporters)
     ]
-    threads += [threading.Thread(target=flood_loop, args=(port, i, until, rec, addresses), daemon=True) for i in range(flood)]
+    threads += [
+        threading.Thread(target=flood_loop, args=(port, i, until, rec, addresses, args.malformed_flood), daemon=True)
+        for i in range(flood)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -214,7 +236,70 @@ def run_phase(port: int, args, phase: str, seconds: float, flood: int, given: li
     return rec, elapsed
 
 
+# --------------------------------------------------------------------------- probes
+
+
+def time_wrong_and_unknown(port: int, server_key: bytes, given: list[tuple[str, str]], stored: set[str], n: int, round_: int) -> dict:
+    """Time `n` wrong codes against `n` unknown ones, interleaved, one at a time, each from
+    an address of its own. Wrong: a stored case's lookup (a different case each time, so no
+    lookup's budget runs out), another secret, the right tag. Unknown: a lookup no case
+    has, the right tag. `auc` is the chance that a wrong code took longer than an unknown
+    one: 0.5 when they cannot be told apart, 0 or 1 when fully separated."""
+    cases = [codes.parse_code(code) for code, _marker in given][:n]
+    times: dict[str, list[float]] = {"wrong": [], "unknown": []}
+    statuses: Counter = Counter()
+    for i, case in enumerate(cases):
+        secret = "".join(secrets.choice("0123456789") for _ in range(codes.SECRET_DIGITS))
+        lookup = case.lookup
+        while lookup in stored:
+            lookup = "".join(secrets.choice("0123456789") for _ in range(codes.LOOKUP_DIGITS))
+        made = {
+            "wrong": codes.TrackingCode(case.lookup, secret, codes.code_tag(server_key, case.lookup, secret)),
+            "unknown": codes.TrackingCode(lookup, case.secret, codes.code_tag(server_key, lookup, case.secret)),
+        }
+        for kind in ("wrong", "unknown") if i % 2 else ("unknown", "wrong"):
+            browser = Browser(port, f"198.19.{round_ * 16 + i // 250}.{i % 250 + 1}")
+            token = browser.token("/status")
+            started = time.perf_counter()
+            status = browser.post("/status", {"code": made[kind].display(), "csrf_token": token})[0]
+            times[kind].append(time.perf_counter() - started)
+            statuses[f"{kind} {status}"] += 1
+    pairs = [(w, u) for w in times["wrong"] for u in times["unknown"]]
+    auc = sum(1.0 if w > u else 0.5 if w == u else 0.0 for w, u in pairs) / max(1, len(pairs))
+    return {
+        "wrong_ms": [percentile(times["wrong"], p) * 1000 for p in (10, 50, 90)],
+        "unknown_ms": [percentile(times["unknown"], p) * 1000 for p in (10, 50, 90)],
+        "auc": auc,
+        "statuses": dict(statuses),
+    }
+
+
+def print_probe(label: str, result: dict) -> None:
+    w, u = result["wrong_ms"], result["unknown_ms"]
+    print(f"{label}: wrong {w[0]:.0f} / {w[1]:.0f} / {w[2]:.0f} ms, unknown {u[0]:.0f} / {u[1]:.0f} / {u[2]:.0f} ms"
+          f" (p10 / p50 / p90); P(wrong slower) = {result['auc']:.2f}; answers {result['statuses']}")
+
+
 # --------------------------------------------------------------------------- set-up
+
+
+def start_server(env: dict[str, str], work: Path, port: int) -> tuple[subprocess.Popen | None, Path]:
+    """gunicorn with the shipped config; None if it did not answer within a minute."""
+    log = work / "gunicorn.log"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "deploy" / "gunicorn.conf.py"),
+         "--error-logfile", str(log)],
+        env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            if Browser(port, "10.0.0.1", timeout=10).get("/")[0] == 200:
+                return server, log
+        except OSError:
+            time.sleep(0.2)
+    live.stop(server, timeout=10, kill_timeout=5)
+    return None, log
 
 
 def measure_derivation(runs: int) -> tuple[float, float]:
@@ -266,6 +351,9 @@ def main() -> int:
     parser.add_argument("--max-requests", type=int, default=40_000, help="cap on requests per phase (default 40000)")
     parser.add_argument("--derivations", type=int, default=7, help="derivations timed for the bound (default 7)")
     parser.add_argument("--status-limit", type=int, default=300, help="status checks per hour per address (default 300)")
+    parser.add_argument("--malformed-flood", action="store_true",
+                        help="the flood sends a malformed code (answered 400 by the form): what any flood of requests costs")
+    parser.add_argument("--probe", type=int, default=30, help="wrong and unknown codes timed at each cost (default 30; 0: skip)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     if not 1 <= args.seconds <= 600 or not 1 <= args.reporters <= 200 or not 0 <= args.flood <= 200:
@@ -322,22 +410,8 @@ def main() -> int:
         passphrase = re.search(r"officer-1.*?passphrase:\s+(\S+)", init.stdout, re.S).group(1)
         officer = keyring.unlock(keyring.read_document(work / "instance" / "private-keys" / "officer-1.key"), passphrase)
 
-        log = work / "gunicorn.log"
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "deploy" / "gunicorn.conf.py"),
-             "--error-logfile", str(log)],
-            env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        ready = False
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                if Browser(port, "10.0.0.1", timeout=10).get("/")[0] == 200:
-                    ready = True
-                    break
-            except OSError:
-                time.sleep(0.2)
-        if not ready:
+        server, log = start_server(env, work, port)
+        if server is None:
             print("gunicorn did not start:\n" + (log.read_text(errors="replace")[-3000:] if log.exists() else ""))
             return 2
         workers = sum(1 for line in log.read_text(errors="replace").splitlines() if "Booting worker" in line)
@@ -403,10 +477,10 @@ def main() -> int:
 
         # Unexpected answers: reporters get only 200/303 (429 would be the limiter, allowed),
         # and on a status check the gate's "busy" page (counted apart, bounded in phase 1);
-        # the flood gets 404 (wrong code) or "busy". Anything else (a 500, a bare 503, a
-        # dropped connection, a timeout) is a failure.
+        # the flood gets 404 (wrong code) or "busy" (400 with --malformed-flood). Anything
+        # else (a 500, a bare 503, a dropped connection, a timeout) is a failure.
         allowed = {"GET /report": {200}, "GET /status": {200}, "submit": {200, 429},
-                   "status": {303, 429, "503 busy"}, "flood": {404, 429, "503 busy"}}
+                   "status": {303, 429, "503 busy"}, "flood": {400} if args.malformed_flood else {404, 429, "503 busy"}}
         for phase, (rec, _, _) in results.items():
             for kind, counter in rec.status.items():
                 bad = {k: v for k, v in counter.items() if k not in allowed.get(kind, set())}
@@ -430,6 +504,17 @@ def main() -> int:
             print(f"stored tips/s: {stored['base']:.2f} -> {stored['flood']:.2f}"
                   f" ({(stored['flood'] / max(stored['base'], 1e-9) - 1) * 100:+.0f}%)")
             summary["stored_per_s"] = stored
+            checks = results["flood"][0].status["status"]
+            opened_share = checks[303] / max(1, sum(checks.values()))
+            submit_ratio = stored["flood"] / max(stored["base"], 1e-9)
+            summary["flood_open_share"], summary["flood_submit_ratio"] = opened_share, submit_ratio
+            print(f"under the flood: {opened_share:.1%} of the reporters' status checks opened their case"
+                  f" (target >= {FLOOD_OPEN_TARGET:.0%}); stored tips at {submit_ratio:.2f} x phase 1"
+                  f" (target >= {FLOOD_SUBMIT_TARGET})")
+            if opened_share < FLOOD_OPEN_TARGET:
+                failures.append(f"under the flood only {opened_share:.1%} of status checks opened their case")
+            if submit_ratio < FLOOD_SUBMIT_TARGET:
+                failures.append(f"under the flood stored tips fell to {submit_ratio:.2f} x phase 1")
 
         # ---------------------------------------------------------------- verification
         print(f"\nverifying {len(given)} codes ...", flush=True)
@@ -445,8 +530,7 @@ def main() -> int:
                     i, (code, _marker) = queue.pop()
                 browser = Browser(port, f"192.168.{i // 250 % 250}.{i % 250 + 1}")
                 for attempt in range(6):
-                    token = browser.token("/status")
-                    status = browser.post("/status", {"code": code, "csrf_token": token})[0] if token else 0
+                    status = browser.check(code)
                     if status != 503:
                         break
                     time.sleep(0.5 * (attempt + 1))
@@ -470,7 +554,7 @@ def main() -> int:
         engine.dispose()
         mismatched = 0
         for code, marker in given:
-            content = rows.get(code.replace(" ", "")[:7])
+            content = rows.get(codes.parse_code(code).lookup)
             if content is None or json.loads(crypto.open_sealed(content, officer))["what"] != marker:
                 mismatched += 1
         if mismatched or len(rows) != len(given):
@@ -490,6 +574,39 @@ def main() -> int:
         if statuses[429] != 1 or statuses[400] != args.status_limit:
             failures.append(f"limit probe: expected {args.status_limit} x 400 then 429, got {dict(statuses)}")
         print(f"limit probe: {statuses[400]} malformed checks answered 400, then {statuses[429]} x 429 (intended)")
+
+        if args.probe and given:
+            server_key = crypto.hkdf(
+                tomllib.loads((work / "instance" / "config.toml").read_text("utf-8"))["secret_key"].encode(),
+                b"whistle v1 server key",
+            )
+            lookups = {codes.parse_code(code).lookup for code, _marker in given}
+            n = min(args.probe, len(given) // 2)
+            print(f"\nprobing {n} wrong against {n} unknown codes, one at a time ...", flush=True)
+            summary["probe_same_cost"] = same = time_wrong_and_unknown(port, server_key, given, lookups, n, 0)
+            print_probe("one cost (t=3)", same)
+            # The operator raises the cost: every case still has t=3, new checks know t=4 too.
+            live.stop(server, timeout=30, kill_timeout=10)
+            with (work / "instance" / "config.toml").open("a", encoding="utf-8") as fh:
+                fh.write("\n[code_cost]\ntime_cost = 4\nmemory_cost = 65536\nparallelism = 4\n")
+            server, log = start_server(env, work, port)
+            if server is None:
+                failures.append("gunicorn did not start again with the higher cost")
+            else:
+                summary["probe_cost_raised"] = raised = time_wrong_and_unknown(port, server_key, given[n:], lookups, n, 1)
+                print_probe("after raising the cost to t=4, every case at t=3", raised)
+                moved = Counter(Browser(port, f"198.18.1.{i + 1}").check(code) for i, (code, _m) in enumerate(given[:10]))
+                engine = create_engine(db_url)
+                with engine.connect() as conn:
+                    at_new = conn.execute(text("select count(*) from reports where code_time_cost = 4")).scalar_one()
+                engine.dispose()
+                print(f"opened 10 cases with their codes: {dict(moved)}; cases now at t=4: {at_new}")
+                summary["moved"] = {"answers": dict(moved), "at_new_cost": at_new}
+                if moved[303] != 10 or at_new != 10:
+                    failures.append(f"moving cases to the new cost: {dict(moved)}, {at_new} at t=4")
+                for result in (same, raised):
+                    if not 0.25 <= result["auc"] <= 0.75:
+                        failures.append(f"wrong and unknown codes told apart by time: P(wrong slower) = {result['auc']:.2f}")
 
         summary.update(machine=machine(), cores=cores, workers=workers, wall=wall, cpu=cpu, bound=bound_cpu,
                        bound_wall=bound_wall, codes=len(given), rows=len(rows), reporters=args.reporters, flood=args.flood)

@@ -337,7 +337,7 @@ def main() -> int:
         port = free_port()
         log = open(tmp / "server.log", "w")
         server = subprocess.Popen(
-            [*whistle_command(), "serve", "--instance", str(instance), "--port", str(port)],
+            [*whistle_command(), "serve", "--instance", str(instance), "--port", str(port), "--officer-port", "0"],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         browser = Browser(port, timeout=120)

@@ -317,13 +317,15 @@ def make_instance(folder: Path, env: Mapping[str, str], config: str = CHEAP_CODE
 
 
 class DevServer:
-    """`whistle serve` (the embedded server) on a free loopback port; its stdout and
-    stderr are files in `folder`."""
+    """`whistle serve` (the embedded server) on free loopback ports, the reporters' app on
+    `port` and the officers' on `officer_port`; its stdout and stderr are files in `folder`."""
 
     def __init__(self, folder: Path, env: Mapping[str, str], instance: Path) -> None:
-        self.port = free_port()
+        self.port, self.officer_port = free_port(), free_port()
         self.stdout, self.stderr = folder / "serve-stdout.txt", folder / "serve-stderr.txt"
-        command = whistle_command("serve", "--instance", str(instance), "--port", str(self.port))
+        command = whistle_command(
+            "serve", "--instance", str(instance), "--port", str(self.port), "--officer-port", str(self.officer_port)
+        )
         with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
             self.proc = subprocess.Popen(command, cwd=folder, env=dict(env), stdout=out, stderr=err)
 

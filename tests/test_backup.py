@@ -49,7 +49,7 @@ def _backup(instance: Path, out: Path, **extra: str) -> Path:
 
 
 def _app(instance: Path):
-    app = create_app({"instance_path": instance, "code_cost": CHEAP_COST, "ratelimit_enabled": False})
+    app = create_app({"instance_path": instance, "unsafe_code_cost": CHEAP_COST, "ratelimit_enabled": False})
     app.config["TESTING"] = True
     return app
 
@@ -244,7 +244,7 @@ def test_postgresql_backup_and_restore(pg_databases, tmp_path, officer_key, reco
     src.mkdir()
     secret_key = "pg-" + secrets.token_hex(24)
     (src / "config.toml").write_text(f'secret_key = "{secret_key}"\ndatabase_url = "{src_url}"\n', "utf-8")
-    app = create_app({"instance_path": src, "code_cost": CHEAP_COST, "ratelimit_enabled": False},
+    app = create_app({"instance_path": src, "unsafe_code_cost": CHEAP_COST, "ratelimit_enabled": False},
                      require_recipients=False)
     app.config["TESTING"] = True
     with app.app_context():
@@ -272,7 +272,7 @@ def test_postgresql_backup_and_restore(pg_databases, tmp_path, officer_key, reco
     assert done.returncode == 0, done.stderr
     assert "Restored 1 cases" in done.stdout
     assert dst_url not in (dst / "config.toml").read_text("utf-8")
-    restored = create_app({"instance_path": dst, "database_url": dst_url, "code_cost": CHEAP_COST,
+    restored = create_app({"instance_path": dst, "database_url": dst_url, "unsafe_code_cost": CHEAP_COST,
                            "ratelimit_enabled": False})
     restored.config["TESTING"] = True
     tip.check_restored(restored, recovery_key)

@@ -220,5 +220,5 @@ def test_session_close_failing_after_the_answer_is_not_a_500(app, client, monkey
 
     token = csrf_token(client.get("/status").get_data(as_text=True))
     monkeypatch.setattr(Session, "close", broken_close)
-    response = client.post("/status", data={"code": new_code().display(), "csrf_token": token})
+    response = client.post("/status", data={"code": new_code(b"k" * 32).display(), "csrf_token": token})
     assert response.status_code == 404  # the lookup ran, then the session's close failed

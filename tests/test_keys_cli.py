@@ -61,7 +61,7 @@ class Instance:
                          passphrase=passphrase, recovery_passphrase=self.recovery_pass)
 
     def submit(self, files: dict[str, bytes] | None = None) -> str:
-        app = create_app({"instance_path": self.path, "code_cost": CodeCost(1, 256, 1)})
+        app = create_app({"instance_path": self.path, "unsafe_code_cost": CodeCost(1, 256, 1)})
         app.config["TESTING"] = True
         uploads = [(io.BytesIO(data), name) for name, data in (files or {}).items()]
         return Reporter(app.test_client()).submit_ok(what=TIP_TEXT, files=uploads)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from whistle import codes, crypto
+from whistle import codes, config, crypto, ratelimit
 
 from .conftest import REDIS_URL, Reporter, csrf_token, redis_reachable
 
@@ -44,6 +44,69 @@ def test_get_pages_are_never_limited(make_app):
     app = make_app(ratelimit_enabled=True, ratelimit_status="1 per hour")
     client = app.test_client()
     assert all(client.get("/status").status_code == 200 for _ in range(5))
+
+
+class TestClientNetwork:
+    """One client to the limiter: an IPv4 address, an IPv6 network, or a Tor circuit."""
+
+    @pytest.mark.parametrize(
+        "a, b",
+        [
+            ("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe"),  # one /64
+            ("::ffff:192.0.2.10", "192.0.2.10"),  # IPv4-mapped IPv6 is the IPv4 client
+            ("192.0.2.10", "192.0.2.10"),
+        ],
+    )
+    def test_same_client(self, a, b):
+        assert ratelimit.client_network(a, 64) == ratelimit.client_network(b, 64)
+
+    @pytest.mark.parametrize(
+        "a, b",
+        [
+            ("2001:db8:1:2::1", "2001:db8:1:3::1"),  # neighbouring /64s
+            ("192.0.2.10", "192.0.2.11"),  # IPv4: every address
+            ("fc00:dead:beef:4dad::1:1", "fc00:dead:beef:4dad::1:2"),  # two Tor circuits
+            ("fc00:dead:beef:4dad::1:1", "fc00:dead:beef:4dae::1:1"),
+        ],
+    )
+    def test_different_clients(self, a, b):
+        assert ratelimit.client_network(a, 64) != ratelimit.client_network(b, 64)
+
+    def test_prefix_length_is_followed(self):
+        assert ratelimit.client_network("2001:db8:1:2::1", 48) == ratelimit.client_network("2001:db8:1:ffff::1", 48)
+        assert ratelimit.client_network("2001:db8:1:2::1", 48) != ratelimit.client_network("2001:db8:2:2::1", 48)
+        assert ratelimit.client_network("2001:db8::1", 128) != ratelimit.client_network("2001:db8::2", 128)
+        assert ratelimit.client_network("2001:db8:1:2::1", 64) == "2001:db8:1:2::/64"
+
+    def test_not_an_address_is_keyed_as_it_is(self):
+        assert ratelimit.client_network("", 64) == ""
+        assert ratelimit.client_network("unix:/run/x", 64) == "unix:/run/x"
+
+    def test_ipv6_clients_limited_per_64(self, make_app):
+        app = make_app(ratelimit_enabled=True, ratelimit_status="2 per hour")
+        client = app.test_client()
+        same_net = ["2001:db8:1:2::1", "2001:db8:1:2:aaaa::9", "2001:db8:1:2::abcd"]
+        assert [_check(client, addr=a).status_code for a in same_net] == [400, 400, 429]
+        assert _check(client, addr="2001:db8:1:3::1").status_code == 400  # the next /64 is another client
+        assert _check(client, addr="::ffff:192.0.2.10").status_code == 400
+        assert [_check(client, addr="192.0.2.10").status_code for _ in range(2)] == [400, 429]
+
+    def test_ipv6_prefix_setting(self, make_app):
+        app = make_app(ratelimit_enabled=True, ratelimit_status="1 per hour", ratelimit_ipv6_prefix=48)
+        client = app.test_client()
+        assert [_check(client, addr=a).status_code for a in ("2001:db8:1:2::1", "2001:db8:1:9::1")] == [400, 429]
+
+    def test_tor_circuits_are_limited_one_by_one(self, make_app):
+        app = make_app(ratelimit_enabled=True, ratelimit_status="1 per hour")
+        client = app.test_client()
+        assert _check(client, addr="fc00:dead:beef:4dad::a:1").status_code == 400
+        assert _check(client, addr="fc00:dead:beef:4dad::a:2").status_code == 400
+        assert _check(client, addr="fc00:dead:beef:4dad::a:1").status_code == 429
+
+    @pytest.mark.parametrize("prefix", ["31", "129", "x"])
+    def test_ipv6_prefix_must_be_a_prefix_length(self, make_app, prefix):
+        with pytest.raises(config.ConfigError):
+            make_app(ratelimit_ipv6_prefix=prefix)
 
 
 @pytest.mark.redis
@@ -103,7 +166,8 @@ CHEAP = codes.CodeCost(1, 256, 1)
 
 
 class TestArgonGate:
-    """A flood of checks holding every check slot cannot stop a new report."""
+    """A flood of checks holding every check slot cannot stop a new report, and cannot hold
+    more than four threads per check slot."""
 
     @pytest.fixture
     def blocked_argon(self, monkeypatch):
@@ -123,47 +187,96 @@ class TestArgonGate:
         codes.set_concurrency(2)
 
     @staticmethod
-    def _check_in_thread(secret: str) -> threading.Thread:
-        thread = threading.Thread(target=codes.derive, args=(secret, b"s" * 16, CHEAP), kwargs={"check": True})
+    def _check(secret: str, untagged: bool = False) -> None:
+        codes.derive_each(secret, [(b"s" * 16, CHEAP)], untagged=untagged)
+
+    @classmethod
+    def _check_in_thread(cls, secret: str, untagged: bool = False) -> threading.Thread:
+        thread = threading.Thread(target=cls._check, args=(secret, untagged))
         thread.start()
         return thread
 
-    def test_checks_get_busy_but_reports_go_through(self, blocked_argon):
-        release, started = blocked_argon
-        codes.set_concurrency(2, check_wait=0.2)
-        flood = self._check_in_thread("hold-1")
-        assert started.acquire(timeout=5)
-        # The only check slot is taken: the next check gives up quickly...
-        t0 = time.monotonic()
-        with pytest.raises(codes.Busy):
-            codes.derive("12345", b"s" * 16, CHEAP, check=True)
-        assert time.monotonic() - t0 < 2
-        # ...while a new report's derivation still runs at once.
+    @staticmethod
+    def _report_in_thread() -> threading.Event:
         done = threading.Event()
         threading.Thread(target=lambda: (codes.derive("67890", b"s" * 16, CHEAP), done.set())).start()
-        assert done.wait(5)
-        release.set()
-        flood.join(5)
+        return done
 
-    def test_waiting_checks_are_bounded(self, blocked_argon):
-        """With the check slot taken and three checks waiting, a fifth gives up at once."""
+    @pytest.mark.parametrize("slots", [2, 3, 4])
+    def test_checks_get_busy_but_reports_go_through(self, blocked_argon, slots):
         release, started = blocked_argon
-        codes.set_concurrency(2, check_wait=3)
-        threads = [self._check_in_thread("hold-1")]
-        assert started.acquire(timeout=5)
-        threads += [self._check_in_thread(f"1234{i}") for i in range(3)]
-        time.sleep(0.2)
+        codes.set_concurrency(slots, check_wait=0.2)
+        flood = [self._check_in_thread(f"hold-{i}") for i in range(slots - 1)]
+        for _ in flood:
+            assert started.acquire(timeout=5)
+        # Every check slot is taken: the next check gives up quickly...
         t0 = time.monotonic()
         with pytest.raises(codes.Busy):
-            codes.derive("67890", b"s" * 16, CHEAP, check=True)
-        assert time.monotonic() - t0 < 0.5  # did not wait its check_wait of 3 s
+            self._check("12345")
+        assert time.monotonic() - t0 < 2
+        # ...while a new report's derivation still runs at once, in the slot kept for it.
+        assert self._report_in_thread().wait(5)
         release.set()
-        for thread in threads:
+        for thread in flood:
             thread.join(5)
 
+    def test_one_slot_is_shared_and_a_report_waits_its_turn(self, blocked_argon):
+        release, started = blocked_argon
+        codes.set_concurrency(1, check_wait=0.2)
+        flood = self._check_in_thread("hold-1")
+        assert started.acquire(timeout=5)
+        with pytest.raises(codes.Busy):
+            self._check("12345")
+        done = self._report_in_thread()
+        assert not done.wait(0.5)  # no slot kept for reports when there is only one
+        release.set()
+        assert done.wait(5)
+        flood.join(5)
+
+    @pytest.mark.parametrize("slots", [1, 2, 3, 4])
+    def test_waiting_checks_are_bounded(self, blocked_argon, slots):
+        """With the check slots taken and three checks waiting for each, one more gives
+        up at once; with one fewer waiting, it waits its turn."""
+        release, started = blocked_argon
+        check_slots = max(1, slots - 1)
+        codes.set_concurrency(slots, check_wait=3)
+        threads = [self._check_in_thread(f"hold-{i}") for i in range(check_slots)]
+        for _ in threads:
+            assert started.acquire(timeout=5)
+        threads += [self._check_in_thread(f"1234{i}") for i in range(3 * check_slots - 1)]
+        _until(lambda: _places_left() == 1)
+        # Room for one more: it waits (and then runs, once the slots are released).
+        waiting = self._check_in_thread("56789")
+        _until(lambda: _places_left() == 0)
+        assert waiting.is_alive()
+        t0 = time.monotonic()
+        with pytest.raises(codes.Busy):
+            self._check("67890")
+        assert time.monotonic() - t0 < 0.5  # did not wait its check_wait of 3 s
+        release.set()
+        for thread in [*threads, waiting]:
+            thread.join(5)
+            assert not thread.is_alive()
+
+    def test_one_untagged_check_at_a_time(self, blocked_argon):
+        release, started = blocked_argon
+        codes.set_concurrency(4, check_wait=3)
+        first = self._check_in_thread("hold-untagged", untagged=True)
+        assert started.acquire(timeout=5)
+        t0 = time.monotonic()
+        with pytest.raises(codes.Busy):
+            self._check("12345", untagged=True)
+        assert time.monotonic() - t0 < 0.5
+        tagged = self._check_in_thread("23456")  # a check with a right tag still runs
+        tagged.join(5)
+        assert not tagged.is_alive()
+        release.set()
+        first.join(5)
+        self._check("34567", untagged=True)  # free again
+
     def test_busy_status_page_is_503_without_the_code(self, app, client, monkeypatch):
-        monkeypatch.setattr(codes, "derive", _raise_busy)
-        code = codes.new_code().display()
+        monkeypatch.setattr(codes, "derive_each", _raise_busy)
+        code = codes.new_code(app.extensions["whistle.server_key"]).display()
         client.get("/?lang=en")
         response = _check(client, code=code)
         page = response.get_data(as_text=True)
@@ -174,3 +287,15 @@ class TestArgonGate:
 
 def _raise_busy(*_a, **_k):
     raise codes.Busy()
+
+
+def _places_left() -> int:
+    """Checks the gate's waiting room would still take (a peek inside the semaphore)."""
+    return codes._gate._check_room._value
+
+
+def _until(condition, seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the threads did not reach the gate"
+        time.sleep(0.01)

@@ -51,7 +51,7 @@ class TestReport:
         html = response.get_data(as_text=True)
         assert response.status_code == 200
         code = re.search(r'<p class="code"[^>]*>([\d ]+)</p>', html).group(1)
-        assert re.fullmatch(r"(\d{4} ){6}\d{4}", code)
+        assert re.fullmatch(r"(\d{4} ){7}\d{4}", code)
         assert response.headers["Cache-Control"] == "no-store"
         with app.app_context():
             report = db.session().query(Report).one()

@@ -145,7 +145,7 @@ def test_purged_case_code_gets_the_unknown_code_page(app, three_cases, clock, cl
         return response.status_code, response.get_data(as_text=True).replace(token, "")
 
     purged = post(three_cases["old"][1])
-    unknown = post(codes.new_code().display())
+    unknown = post(codes.new_code(app.extensions["whistle.server_key"]).display())
     assert purged[0] == unknown[0] == 404
     assert purged[1] == unknown[1]
     assert post(three_cases["recent"][1])[0] == 303  # a kept closed case still opens

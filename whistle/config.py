@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .codes import CodeCost
+from .codes import CEILING, FLOOR, UNSAFE_FLOOR, CodeCost
 
 MiB = 1024 * 1024
 
@@ -89,6 +89,15 @@ class Settings:
     #: Werkzeug applies it to its read buffer too, so it must stay well above 128 KiB.
     max_field_bytes: int = 256 * 1024
     code_cost: CodeCost = field(default_factory=CodeCost)
+    #: The least `code_cost`, and the least cost read from a case's row, that is accepted:
+    #: `codes.FLOOR`, lowered only by a test's `unsafe_code_cost` (never by a config file).
+    code_cost_floor: CodeCost = FLOOR
+    #: Wrong codes with a right tag that may run Argon2 per lookup part per hour; then the
+    #: lookup answers "busy" until the hour is over (docs/crypto.md section 12).
+    code_lookup_budget: int = 10
+    #: Wrong codes without a right tag (28-digit codes, codes issued under an earlier
+    #: secret key) that may run Argon2 per minute, all lookups together.
+    code_untagged_budget: int = 20
     argon2_concurrency: int = 2
     ratelimit_storage_uri: str = "memory://"
     #: Where short-lived shared state lives (officer sessions' server half, sign-in
@@ -104,6 +113,9 @@ class Settings:
     #: Every other POST: the receipt's two steps, closing a case view, an officer's
     #: sign-out and first-sign-in steps (each page counted apart).
     ratelimit_other: str = "60 per hour"
+    #: IPv6 clients are limited per network of this prefix length (one household or phone
+    #: usually holds a whole /64); IPv4 clients per address.
+    ratelimit_ipv6_prefix: int = 64
     status_view_minutes: int = 15
     #: An officer's session ends after this long without a request, and after this long in all.
     officer_idle_minutes: int = 30
@@ -164,7 +176,7 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
     database_url = pick("database_url") or f"sqlite:///{instance_path / 'whistle.sqlite3'}"
     blob_dir = Path(pick("blob_dir") or instance_path / "blobs")
 
-    cost = data.get("code_cost", {})
+    code_cost, code_cost_floor = _code_cost(data, overrides or {})
     password_cost = data.get("password_cost", {})
     try:
         settings = Settings(
@@ -176,7 +188,10 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
             onion_address=str(pick("onion_address", "")),
             max_files=int(pick("max_files", Settings.max_files)),
             max_file_bytes=int(pick("max_file_bytes", Settings.max_file_bytes)),
-            code_cost=cost if isinstance(cost, CodeCost) else CodeCost(**cost),
+            code_cost=code_cost,
+            code_cost_floor=code_cost_floor,
+            code_lookup_budget=int(pick("code_lookup_budget", Settings.code_lookup_budget)),
+            code_untagged_budget=int(pick("code_untagged_budget", Settings.code_untagged_budget)),
             argon2_concurrency=int(pick("argon2_concurrency", Settings.argon2_concurrency)),
             ratelimit_storage_uri=str(pick("ratelimit_storage_uri", Settings.ratelimit_storage_uri)),
             ratelimit_submit=str(pick("ratelimit_submit", Settings.ratelimit_submit)),
@@ -185,6 +200,7 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
             ratelimit_signin=str(pick("ratelimit_signin", Settings.ratelimit_signin)),
             ratelimit_officer=str(pick("ratelimit_officer", Settings.ratelimit_officer)),
             ratelimit_other=str(pick("ratelimit_other", Settings.ratelimit_other)),
+            ratelimit_ipv6_prefix=int(pick("ratelimit_ipv6_prefix", Settings.ratelimit_ipv6_prefix)),
             state_storage_uri=str(pick("state_storage_uri", "") or pick("ratelimit_storage_uri", Settings.ratelimit_storage_uri)),
             officer_idle_minutes=int(pick("officer_idle_minutes", Settings.officer_idle_minutes)),
             officer_session_hours=int(pick("officer_session_hours", Settings.officer_session_hours)),
@@ -201,7 +217,41 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
         raise ConfigError("max_files must be 0 or more and max_file_bytes more than 0.")
     if settings.retention_days < 0:
         raise ConfigError("retention_days must be 0 (never purge) or a number of days.")
+    if settings.code_lookup_budget < 1 or settings.code_untagged_budget < 1:
+        raise ConfigError("code_lookup_budget and code_untagged_budget must be 1 or more.")
+    if not 32 <= settings.ratelimit_ipv6_prefix <= 128:
+        raise ConfigError("ratelimit_ipv6_prefix must be a prefix length from 32 to 128 (64: one network per client).")
     return settings
+
+
+def _code_cost(data: dict[str, Any], overrides: dict[str, Any]) -> tuple[CodeCost, CodeCost]:
+    """The tracking-code cost and the floor it (and every case's stored cost) must meet.
+
+    The floor is `codes.FLOOR` (RFC 9106's second option) unless a test passes
+    `unsafe_code_cost` in the settings it gives `create_app`, or the environment says
+    WHISTLE_UNSAFE_FAST_KDF=1 (the test suite's and benchmarks' servers). A config file
+    can do neither: `unsafe_code_cost` there is refused.
+    """
+    if "unsafe_code_cost" in data and "unsafe_code_cost" not in overrides:
+        raise ConfigError("unsafe_code_cost is for tests only; set code_cost (at least t=3, m=64 MiB) instead.")
+    unsafe = overrides.get("unsafe_code_cost")
+    if unsafe is not None:
+        if not isinstance(unsafe, CodeCost) or not unsafe.within(UNSAFE_FLOOR):
+            raise ConfigError("unsafe_code_cost must be a CodeCost that Argon2id can run.")
+        return unsafe, UNSAFE_FLOOR
+    raw = data.get("code_cost", {})
+    try:
+        cost = raw if isinstance(raw, CodeCost) else CodeCost(**raw)
+    except TypeError:
+        raise ConfigError("code_cost takes time_cost, memory_cost (KiB) and parallelism.") from None
+    floor = UNSAFE_FLOOR if os.environ.get("WHISTLE_UNSAFE_FAST_KDF") == "1" else FLOOR
+    if not cost.within(floor):
+        raise ConfigError(
+            f"code_cost {cost.as_tuple()} (time_cost, memory_cost KiB, parallelism) is outside "
+            f"{floor.as_tuple()}..{CEILING.as_tuple()}: tracking codes need at least "
+            "RFC 9106's second option (t=3, m=64 MiB)."
+        )
+    return cost, floor
 
 
 #: Organisation settings: (name in the [organisation] table, WHISTLE_ variable, name used at

@@ -13,13 +13,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from . import cases, codes, crypto, items, keyring
 from .codes import CodeCost, TrackingCode
 from .config import Settings
+from .ephemeral import EphemeralStore
 from .models import Attachment, Author, Channel, Message, Report, Status, StatusEvent
 from .storage import BlobStore
 from .uploads import SealingUpload, UploadNotKept
@@ -70,9 +71,9 @@ class CaseView:
     messages: list[ThreadMessage] = field(default_factory=list)
 
 
-def _unique_lookup(session: Session) -> TrackingCode:
+def _unique_lookup(session: Session, server_key: bytes) -> TrackingCode:
     while True:
-        code = codes.new_code()
+        code = codes.new_code(server_key)
         if not session.scalar(select(exists().where(Report.lookup == code.lookup))):
             return code
 
@@ -163,6 +164,7 @@ def submit_report(
     session: Session,
     store: BlobStore,
     settings: Settings,
+    server_key: bytes,
     trust: keyring.Trust,
     category: str,
     fields: dict[str, str],
@@ -170,11 +172,12 @@ def submit_report(
     today: dt.date,
     channel: Channel = Channel.WEB,
 ) -> TrackingCode:
-    """Store a new tip, whole, and return its tracking code (shown once, never stored)."""
+    """Store a new tip, whole, and return its tracking code (shown once, never stored); the
+    code's tag is made under `server_key`."""
     _require_files_kept(uploads)
     try:
         recipients = keyring.recipients(session, trust)
-        code = _unique_lookup(session)
+        code = _unique_lookup(session, server_key)
     except SQLAlchemyError as exc:  # the database is unreachable: nothing stored yet
         session.rollback()
         raise StorageFailed() from exc
@@ -208,21 +211,101 @@ def submit_report(
     return code
 
 
-def open_case(session: Session, settings: Settings, server_key: bytes, code: TrackingCode) -> OpenedCase:
+def open_case(
+    session: Session, settings: Settings, server_key: bytes, state: EphemeralStore, code: TrackingCode
+) -> OpenedCase:
     """Prove a code and return the case it opens, or raise `UnknownCode` (or `codes.Busy`).
 
-    An unknown lookup runs the same Argon2id work under a decoy salt, so unknown and wrong
-    codes cost the same time and end in the same error.
+    In order, each step cheaper than the next: the tag decides which budget the check
+    spends (`codes.check_budget`), an exhausted budget is `Busy` before the database is
+    asked, and then one derivation runs per Argon2 cost that live cases have, the case's
+    own under its salt and every other under a decoy salt. An unknown lookup runs the same
+    derivations, all under decoy salts, so unknown and wrong codes cost the same work and
+    end in the same error, whatever costs cases were made with. A case made at an older
+    cost moves to the current one when its code opens it.
     """
+    tagged = codes.tag_matches(server_key, code)
+    budget = codes.check_budget(
+        state, server_key, code, tagged, settings.code_lookup_budget, settings.code_untagged_budget
+    )
+    budget.admit()
     report = session.scalar(select(Report).where(Report.lookup == code.lookup))
+    costs = _costs_to_run(session, settings)
+    own = _stored_cost(report)
+    decoy = codes.decoy_salt(server_key, code.lookup)
+    next_salt = codes.new_salt()
+    salts = [
+        report.code_salt if report is not None and cost == own
+        else next_salt if report is not None and cost == settings.code_cost
+        else decoy
+        for cost in costs
+    ]
+    derived = codes.derive_each(code.secret, list(zip(salts, costs)), untagged=not tagged)
+    if report is None or own not in costs or not codes.verifier_matches(
+        report.code_verifier, derived[costs.index(own)].keys.verifier
+    ):
+        budget.failed()
+        raise UnknownCode()
+    opened = OpenedCase(report.id, _reporter_key(report, derived[costs.index(own)]))
+    if own != settings.code_cost:
+        current = costs.index(settings.code_cost)
+        _move_to_cost(session, report, opened.reporter_key, settings.code_cost, next_salt, derived[current])
+    return opened
+
+
+def _stored_cost(report: Report | None) -> CodeCost | None:
     if report is None:
-        codes.derive(code.secret, codes.decoy_salt(server_key, code.lookup), settings.code_cost, check=True)
+        return None
+    return CodeCost(report.code_time_cost, report.code_memory_cost, report.code_parallelism)
+
+
+def _costs_to_run(session: Session, settings: Settings) -> list[CodeCost]:
+    """The Argon2 costs every check runs now: the current one and those live cases have."""
+    rows = session.execute(
+        select(Report.code_time_cost, Report.code_memory_cost, Report.code_parallelism, func.count())
+        .where(Report.purged_on.is_(None))
+        .group_by(Report.code_time_cost, Report.code_memory_cost, Report.code_parallelism)
+    )
+    stored = [(CodeCost(t, m, p), count) for t, m, p, count in rows]
+    costs = codes.costs_to_run(settings.code_cost, stored, settings.code_cost_floor)
+    if len(costs) < len({cost for cost, _count in stored} | {settings.code_cost}):
+        log.warning("cases exist at Argon2 costs that checks do not run (out of bounds or too many); they cannot be opened")
+    return costs
+
+
+def _reporter_key(report: Report, derivation: codes.Derivation) -> crypto.PrivateKey:
+    """The case's reporter key: derived from the code, or, after a move to a new cost, the
+    one kept from before. A key that does not match the case's public key (a row altered
+    by someone without the code) opens nothing."""
+    if report.reporter_key_sealed is None:
+        key = derivation.keys.reporter_key
+    else:
+        try:
+            key = codes.open_reporter_key(derivation.seal_key, report.reporter_key_sealed)
+        except crypto.OpenError:
+            raise UnknownCode() from None
+    if not crypto.constant_time_equal(key.public_key().to_bytes(), report.reporter_public_key):
         raise UnknownCode()
-    cost = CodeCost(report.code_time_cost, report.code_memory_cost, report.code_parallelism)
-    keys = codes.derive(code.secret, report.code_salt, cost, check=True)
-    if not codes.verifier_matches(report.code_verifier, keys.verifier):
-        raise UnknownCode()
-    return OpenedCase(report.id, keys.reporter_key)
+    return key
+
+
+def _move_to_cost(
+    session: Session, report: Report, reporter_key: crypto.PrivateKey, cost: CodeCost, salt: bytes, derivation: codes.Derivation
+) -> None:
+    """Store the case's code proof at `cost` under a new salt, keeping its reporter key
+    (sealed under the new derivation), so that messages sealed to it stay readable and
+    officers keep sealing to the same public key. The old salt is overwritten: a later
+    copy of the database cannot test guesses at the old cost. If the database does not
+    take it, the case stays as it was and moves next time."""
+    report.code_salt = salt
+    report.code_time_cost, report.code_memory_cost, report.code_parallelism = cost.as_tuple()
+    report.code_verifier = derivation.keys.verifier
+    report.reporter_key_sealed = codes.seal_reporter_key(derivation.seal_key, reporter_key)
+    try:
+        session.commit()
+    except SQLAlchemyError:
+        session.rollback()
+        log.warning("could not move a case to the current code cost; it will move when next opened")
 
 
 def _opened_report(session: Session, report_id: int) -> Report:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -158,10 +159,17 @@ class Report(Base):
     code_parallelism: Mapped[int] = mapped_column(Integer)
     code_verifier: Mapped[bytes] = mapped_column(LargeBinary(32))
     reporter_public_key: Mapped[bytes] = mapped_column(LargeBinary(1216))
+    #: None while the reporter's key comes from the code's derivation; once the case has
+    #: moved to a new Argon2 cost, that same key sealed under the new derivation, so that
+    #: messages sealed to it stay readable (docs/crypto.md section 12).
+    reporter_key_sealed: Mapped[bytes | None] = mapped_column(LargeBinary(128), default=None)
     content: Mapped[bytes] = mapped_column(LargeBinary)
     #: The reporter's name and contact, if they chose to give them confidentially: sealed
     #: apart from the tip, opened only after a supervisor approved a stated reason.
     identity: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+
+    # Every code check asks which Argon2 costs live cases have (intake.open_case).
+    __table_args__ = (Index("ix_reports_code_cost", "code_time_cost", "code_memory_cost", "code_parallelism", "purged_on"),)
 
     assignee: Mapped[Account | None] = relationship()
     events: Mapped[list[StatusEvent]] = relationship(

@@ -1,4 +1,5 @@
-"""Rate limits on the costly pages, keyed by a keyed hash of the client's address.
+"""Rate limits on the costly pages, keyed by a keyed hash of the client's address (of its
+IPv6 network, for IPv6 clients).
 
 Every POST that runs Argon2 or stores something is limited per client: a report, a
 status check, a reply, an officer's sign-in. With several worker
@@ -9,6 +10,7 @@ storage fail, the limited pages answer 503 (fail closed, the default) or go unli
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 from flask import Flask, request
@@ -17,7 +19,7 @@ from limits.errors import StorageError
 
 from . import crypto
 from .config import Settings
-from .extensions import server_key
+from .extensions import server_key, settings
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +44,34 @@ LIMITED_ENDPOINTS = {
 }
 
 
-def hashed_client() -> str:
-    """The limiter's key: a keyed hash of the client address, never the address.
+#: Tor's onion service hands each circuit to nginx as an address in this network
+#: (HiddenServiceExportCircuitID, deploy/tor/torrc.snippet): keyed by its prefix, every
+#: onion visitor would be one client. It is not routed on the internet, so only the onion
+#: service can give it.
+TOR_CIRCUITS = ipaddress.IPv6Network("fc00:dead:beef:4dad::/64")
 
-    The storage only ever sees this value, and its entries expire with their window.
+
+def client_network(address: str, ipv6_prefix: int) -> str:
+    """What one client is to the limiter: an IPv4 address (IPv4-mapped IPv6 included), the
+    IPv6 network of `ipv6_prefix` bits holding the address, or a Tor circuit's address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an IP address (a unix socket's peer): keyed as it is
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv4Address) or ip in TOR_CIRCUITS:
+        return str(ip)
+    return str(ipaddress.IPv6Network((ip, ipv6_prefix), strict=False))
+
+
+def hashed_client() -> str:
+    """The limiter's key: a keyed hash of the client's network (`client_network`), never
+    the address. The storage only ever sees this value, and its entries expire with their
+    window.
     """
-    address = (request.remote_addr or "").encode()
-    return crypto.keyed_hash(server_key(), b"rate limit", address)[:12].hex()
+    network = client_network(request.remote_addr or "", settings().ratelimit_ipv6_prefix)
+    return crypto.keyed_hash(server_key(), b"rate limit", network.encode())[:12].hex()
 
 
 def _storage_options(uri: str) -> dict:

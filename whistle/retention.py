@@ -96,6 +96,7 @@ def _wipe(session: Session, ids: list[int], today: dt.date) -> list[str]:
         report.code_salt = b""
         report.code_verifier = b""
         report.reporter_public_key = b""
+        report.reporter_key_sealed = None
         report.purged_on = today
     return blobs
 

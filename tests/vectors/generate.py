@@ -79,6 +79,46 @@ def seal_fixed(plaintext: bytes, data_key: bytes, nonce: bytes, recipients, kind
     }
 
 
+#: The secret key of the vectors that need a server key (status_view.json, code.json).
+SECRET_KEY = "test-vector-secret-key-0123456789abcdef"
+
+
+def with_nonce(nonce: bytes, seal):
+    """Run `seal()` with `crypto`'s random bytes fixed to `nonce`."""
+    real_urandom = crypto.os.urandom
+    crypto.os.urandom = lambda n: nonce
+    try:
+        return seal()
+    finally:
+        crypto.os.urandom = real_urandom
+
+
+def code_layout_2(master: bytes, reporter: crypto.PrivateKey) -> dict:
+    """code.json's layout-2 part: the tag under a fixed server key, and the reporter key
+    kept across a move to a new cost, sealed under a key from the same master."""
+    server_key = crypto.hkdf(SECRET_KEY.encode(), b"whistle v1 server key")
+    lookup, secret = "482190", "31415926535897932384"
+    tag = codes.code_tag(server_key, lookup, secret)
+    code = codes.TrackingCode(lookup, secret, tag)
+    seal_key = crypto.hkdf(master, b"whistle v1 reporter key seal")
+    nonce = fixed_bytes("whistle test vector sealed reporter key nonce", crypto.NONCE_LEN)
+    sealed = with_nonce(nonce, lambda: codes.seal_reporter_key(seal_key, reporter))
+    return {
+        "secret_key": SECRET_KEY,
+        "server_key": server_key.hex(),
+        "lookup": lookup,
+        "secret": secret,
+        "tag_label": b"code tag".hex(),
+        "tag": tag,
+        "digits": code.digits,
+        "display": code.display(),
+        "seal_key_info": b"whistle v1 reporter key seal".hex(),
+        "seal_key": seal_key.hex(),
+        "sealed_reporter_key_aad": b"whistle v1 sealed reporter key".hex(),
+        "sealed_reporter_key": sealed.hex(),
+    }
+
+
 def file_streams(make_sealer) -> tuple[dict, dict]:
     """Small streams in full and larger ones by digest, tags and tail, sealed by `make_sealer(sink)`."""
     small = {}
@@ -161,6 +201,7 @@ def version_1() -> None:
                 {"digits": d, "check": codes.damm_digit(d)}
                 for d in ("", "0", "572", "123456789", "482190731415926535897932384", "000000000000000000000000000")
             ],
+            "layout_2": code_layout_2(master, reporter),
         },
     )
 
@@ -244,7 +285,7 @@ def version_1() -> None:
     )
 
     # The status-view cookie: fixed secret key, payload, nonce.
-    secret_key = "test-vector-secret-key-0123456789abcdef"
+    secret_key = SECRET_KEY
     server_key = crypto.hkdf(secret_key.encode(), b"whistle v1 server key")
     view_key = crypto.hkdf(server_key, b"whistle v1 status view key")
     payload = json.dumps(
@@ -256,12 +297,7 @@ def version_1() -> None:
         }
     ).encode()
     view_nonce = fixed_bytes("whistle test vector view nonce", 12)
-    real_urandom = crypto.os.urandom
-    crypto.os.urandom = lambda n: view_nonce
-    try:
-        sealed_view = crypto.seal_with_key(view_key, payload, b"whistle v1 status view")
-    finally:
-        crypto.os.urandom = real_urandom
+    sealed_view = with_nonce(view_nonce, lambda: crypto.seal_with_key(view_key, payload, b"whistle v1 status view"))
     dump(
         "status_view.json",
         {

@@ -7,7 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, MultipleFileField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
-from ..codes import MalformedCode, parse_code
+from ..codes import MalformedCode, WrongLength, parse_code
 
 
 def readable_text(_form: FlaskForm, field: StringField) -> None:
@@ -58,6 +58,11 @@ class ReportForm(FlaskForm):
 def _code_check(_form: FlaskForm, field: StringField) -> None:
     try:
         field.parsed = parse_code(field.data or "")
+    except WrongLength:
+        raise ValidationError(
+            _l("A tracking code has 32 digits in eight groups of four (older codes have 28 digits in seven "
+               "groups). Check that you typed every group.")
+        ) from None
     except MalformedCode:
         raise ValidationError(
             _l("This is not a valid tracking code. Check each group of four digits and try again.")

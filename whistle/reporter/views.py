@@ -123,7 +123,7 @@ def report():
     if valid and not file_errors:
         try:
             code = intake.submit_report(
-                db.session(), blob_store(), settings(), trust(), form.category.data, form.fields_text(), uploads, today()
+                db.session(), blob_store(), settings(), server_key(), trust(), form.category.data, form.fields_text(), uploads, today()
             )
         except intake.StorageFailed:
             flash(_("Your report could not be stored just now, and nothing was kept. Please send it again."), "error")
@@ -189,7 +189,7 @@ def status():
         form.code.data = ""  # never echo a code, not even on an expired form
         return render_template("reporter/status.html", form=form), 400
     try:
-        opened = intake.open_case(db.session(), settings(), server_key(), form.code.parsed)
+        opened = intake.open_case(db.session(), settings(), server_key(), state(), form.code.parsed)
     except intake.UnknownCode:
         form.code.data = ""  # never echo a code; the same page for unknown and wrong codes
         return render_template("reporter/status.html", form=form, not_found=True), 404

@@ -1,5 +1,5 @@
 """Intake: storing a tip, opening a case by its tracking code, and the reporter's side of
-the conversation.
+the case: its dated steps, deadlines and conversation.
 
 Services own their transaction: each public function here either commits everything it
 was asked to store, or nothing (and removes any file it had moved into the store).
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from . import cases, codes, crypto, items, keyring
 from .codes import CodeCost, TrackingCode
 from .config import Settings
-from .models import Attachment, Author, Channel, Message, Report, Status, StatusEvent
+from .models import Agency, Attachment, Author, Channel, EventKind, Message, Outcome, Report, Status, StatusEvent
 from .storage import BlobStore
 from .uploads import SealingUpload, UploadNotKept
 
@@ -55,6 +55,24 @@ class ThreadMessage:
     text: str
     files: int
     verified: bool = True
+    #: An officer's message that explains why the case needs more time.
+    explains: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """One dated step of a case as its reporter sees it, never with who took it: a
+    workflow step (with the agency of a referral, the outcome of a closing), a delay
+    explained (with the new deadline and, if its signature checked, the officers'
+    explanation), or the opening of the reporter's confidential identity."""
+
+    kind: EventKind
+    status: Status
+    on: dt.date
+    agency: str | None = None
+    outcome: str | None = None
+    new_due: dt.date | None = None
+    explanation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,10 +80,18 @@ class CaseView:
     status: Status
     outcome: str | None
     category: str
+    channel: Channel
     received_on: dt.date
     ack_due: dt.date
     resolve_due: dt.date
-    events: list[tuple[Status, dt.date]]
+    acknowledged_on: dt.date | None
+    closed_on: dt.date | None
+    referred_to: str | None
+    #: A resolution deadline passed with the case neither closed nor explained.
+    resolve_missed: bool
+    steps: list[Step]
+    identity_given: bool
+    identity_opened_on: dt.date | None
     messages: list[ThreadMessage] = field(default_factory=list)
 
 
@@ -197,29 +223,69 @@ def _opened_report(session: Session, report_id: int) -> Report:
 
 
 def view_case(session: Session, trust: keyring.Trust, opened: OpenedCase) -> CaseView:
-    """What the reporter sees: status, dates, deadlines and the conversation. An officer's
-    message counts only with a signature by a certified officer key for this very place in
-    this very case; anything else is shown as a warning, without its text."""
+    """What the reporter sees: status, each dated step, deadlines and the conversation. An
+    officer's message counts only with a signature by a certified officer key for this very
+    place in this very case; anything else is shown as a warning, without its text."""
     report = _opened_report(session, opened.report_id)
     signers = keyring.signers(session, trust)
-    thread = []
+    thread, explanations = [], []
     for message in report.messages:
         opened_message = items.open_message(report, message, opened.reporter_key, signers)
         # Every message of a thread is sealed to its reporter where it stands: one that does
         # not open here was altered or moved, and is shown as a warning like a forgery.
         verified = opened_message.readable and (message.author is Author.REPORTER or bool(opened_message.verified))
         text = opened_message.text if verified else ""
-        thread.append(ThreadMessage(message.author, message.created_on, text, len(message.attachments), verified))
+        thread.append(ThreadMessage(message.author, message.created_on, text, len(message.attachments), verified, message.explains))
+        if message.explains and message.author is Author.OFFICER:
+            explanations.append(text if verified else None)
+    steps = _steps(report, explanations)
+    opened_on = [step.on for step in steps if step.kind is EventKind.IDENTITY_OPENED]
     return CaseView(
         status=report.status,
         outcome=report.outcome.value if report.outcome else None,
         category=report.category,
+        channel=report.channel,
         received_on=report.received_on,
         ack_due=report.ack_due,
         resolve_due=report.resolve_due,
-        events=[(e.status, e.on) for e in report.events],
+        acknowledged_on=report.acknowledged_on,
+        closed_on=report.closed_on,
+        referred_to=report.referred_to.value if report.referred_to else None,
+        resolve_missed=report.resolve_missed,
+        steps=steps,
+        identity_given=report.identity is not None,
+        identity_opened_on=opened_on[0] if opened_on else None,
         messages=thread,
     )
+
+
+_AGENCIES = frozenset(a.value for a in Agency)
+_OUTCOMES = frozenset(o.value for o in Outcome)
+
+
+def _steps(report: Report, explanations: list[str | None]) -> list[Step]:
+    """The case's timeline for its reporter. Assignments are the officers' business and
+    are left out; each explained delay is paired with its explaining message (they are
+    written together, in order: casework.send_message)."""
+    steps = []
+    pending = iter(explanations)
+    for event in report.events:
+        if event.kind is EventKind.STATUS:
+            agency = event.detail if event.status is Status.REFERRED and event.detail in _AGENCIES else None
+            outcome = event.detail if event.status is Status.CLOSED and event.detail in _OUTCOMES else None
+            steps.append(Step(event.kind, event.status, event.on, agency=agency, outcome=outcome))
+        elif event.kind is EventKind.EXTENDED:
+            steps.append(Step(event.kind, event.status, event.on, new_due=_date(event.detail), explanation=next(pending, None)))
+        elif event.kind is EventKind.IDENTITY_OPENED:
+            steps.append(Step(event.kind, event.status, event.on))
+    return steps
+
+
+def _date(text: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text or "")
+    except ValueError:
+        return None
 
 
 def stage_message(

@@ -206,6 +206,7 @@ def _render_case(opened: intake.OpenedCase, reply_form: ReplyForm, status: int =
     return render_template(
         "reporter/case.html",
         case=view,
+        organisation_rules=s.organisation,
         category=category_label(s.organisation, view.category),
         status_labels=STATUS_LABELS,
         outcome_labels=OUTCOME_LABELS,

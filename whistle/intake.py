@@ -159,8 +159,35 @@ def submit_report(
     uploads: Sequence[SealingUpload],
     today: dt.date,
     channel: Channel = Channel.WEB,
+    *,
+    identity: dict[str, str] | None = None,
 ) -> TrackingCode:
-    """Store a new tip, whole, and return its tracking code (shown once, never stored)."""
+    """Store a new tip, whole, and return its tracking code (shown once, never stored).
+    `identity`, if the reporter chose to give it, is sealed apart from the tip."""
+    code, _report = _store_tip(session, store, settings, trust, category, fields, uploads, today, channel, today, identity)
+    return code
+
+
+def _given(identity: dict[str, str] | None) -> dict[str, str] | None:
+    """The identity if any part of it was given, else None (the reporter stays anonymous)."""
+    if identity is None or not any((identity.get(k) or "").strip() for k in items.IDENTITY_FIELDS):
+        return None
+    return {k: (identity.get(k) or "").strip() for k in items.IDENTITY_FIELDS}
+
+
+def _store_tip(
+    session: Session,
+    store: BlobStore,
+    settings: Settings,
+    trust: keyring.Trust,
+    category: str,
+    fields: dict[str, str],
+    uploads: Sequence[SealingUpload],
+    today: dt.date,
+    channel: Channel,
+    received_on: dt.date,
+    identity: dict[str, str] | None,
+) -> tuple[TrackingCode, Report]:
     _require_files_kept(uploads)
     try:
         recipients = keyring.recipients(session, trust)
@@ -172,14 +199,14 @@ def submit_report(
     cost = settings.code_cost
     keys = codes.derive(code.secret, salt, cost)
     content = {k: fields.get(k, "") for k in TIP_FIELDS}
-    due = cases.deadlines(settings.organisation, today)
+    due = cases.deadlines(settings.organisation, received_on)
     report = Report(
         uid=crypto.random_bytes(16),
         lookup=code.lookup,
         channel=channel,
         category=category,
         status=Status.RECEIVED,
-        received_on=today,
+        received_on=received_on,
         ack_due=due.ack_due,
         resolve_due=due.resolve_due,
         code_salt=salt,
@@ -190,11 +217,14 @@ def submit_report(
         reporter_public_key=keys.reporter_key.public_key().to_bytes(),
     )
     report.content = items.seal_tip(report, content, recipients)
-    report.events.append(StatusEvent(status=Status.RECEIVED, on=today))
+    given = _given(identity)
+    if given is not None:
+        report.identity = items.seal_identity(report, given, recipients)
+    report.events.append(StatusEvent(status=Status.RECEIVED, on=received_on))
     _attach(report, uploads, recipients)
     session.add(report)
     commit_with_files(session, store, uploads, today)
-    return code
+    return code, report
 
 
 def open_case(session: Session, settings: Settings, server_key: bytes, code: TrackingCode) -> OpenedCase:

@@ -16,7 +16,9 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
+from .. import identity
 from ..accounts import MAX_PASSPHRASE, MIN_PASSPHRASE
+from ..reporter.forms import readable_text
 
 
 class SignInForm(FlaskForm):
@@ -75,3 +77,27 @@ class MessageForm(FlaskForm):
     files = MultipleFileField(_l("Files (optional)"))
     explains = BooleanField(_l("This message explains why the case needs more time"))
     new_due = DateField(_l("Next deadline for resolving the case"), validators=[Optional()])
+
+
+class IdentityRequestForm(FlaskForm):
+    reason = TextAreaField(
+        _l("Why the case needs the reporter's name and contact"),
+        validators=[
+            DataRequired(_l("Please fill in this field.")),
+            Length(
+                min=identity.MIN_REASON, max=identity.MAX_REASON,
+                message=_l("Please give the reason in %(min)d to %(max)d characters.", min=identity.MIN_REASON, max=identity.MAX_REASON),
+            ),
+            readable_text,
+        ],
+    )
+
+
+class DecisionForm(FlaskForm):
+    """A supervisor's decision: the page offers approve and refuse as two buttons."""
+
+    decision = HiddenField(validators=[DataRequired()])
+
+
+class OpenIdentityForm(FlaskForm):
+    pass

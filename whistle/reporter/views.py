@@ -123,7 +123,8 @@ def report():
     if valid and not file_errors:
         try:
             code = intake.submit_report(
-                db.session(), blob_store(), settings(), trust(), form.category.data, form.fields_text(), uploads, today()
+                db.session(), blob_store(), settings(), trust(), form.category.data, form.fields_text(), uploads, today(),
+                identity=form.identity(),
             )
         except intake.StorageFailed:
             flash(_("Your report could not be stored just now, and nothing was kept. Please send it again."), "error")

@@ -1,5 +1,6 @@
-"""Intake: storing a tip, opening a case by its tracking code, and the reporter's side of
-the case: its dated steps, deadlines and conversation.
+"""Intake: storing a tip (from the web form, or recorded by an officer from another
+channel), opening a case by its tracking code, and the reporter's side of the case: its
+dated steps, deadlines and conversation.
 
 Services own their transaction: each public function here either commits everything it
 was asked to store, or nothing (and removes any file it had moved into the store).
@@ -16,10 +17,10 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from . import cases, codes, crypto, items, keyring
+from . import audit, cases, codes, crypto, items, keyring
 from .codes import CodeCost, TrackingCode
 from .config import Settings
-from .models import Agency, Attachment, Author, Channel, EventKind, Message, Outcome, Report, Status, StatusEvent
+from .models import Account, Agency, Attachment, Author, Channel, EventKind, Message, Outcome, Report, Status, StatusEvent
 from .storage import BlobStore
 from .uploads import SealingUpload, UploadNotKept
 
@@ -168,6 +169,57 @@ def submit_report(
     return code
 
 
+class ReceivedInFuture(ValueError):
+    """A tip cannot have been received after today."""
+
+
+@dataclass(frozen=True)
+class RecordedTip:
+    """What an officer hands to the reporter of a tip received by another channel: the
+    code (shown once, never stored) and the case's dates."""
+
+    code: TrackingCode
+    case_id: int
+    channel: Channel
+    received_on: dt.date
+    ack_due: dt.date
+    resolve_due: dt.date
+    has_identity: bool
+
+
+#: The channels an officer records tips from (the web channel records its own).
+RECORDED_CHANNELS = (Channel.PHONE, Channel.LETTER, Channel.WALK_IN, Channel.EMAIL, Channel.GENERAL)
+
+
+def record_tip(
+    session: Session,
+    store: BlobStore,
+    settings: Settings,
+    trust: keyring.Trust,
+    actor: Account,
+    channel: Channel | str,
+    received_on: dt.date,
+    category: str,
+    fields: dict[str, str],
+    uploads: Sequence[SealingUpload],
+    today: dt.date,
+    *,
+    identity: dict[str, str] | None = None,
+) -> RecordedTip:
+    """Store a tip an officer received by telephone, letter, in person, e-mail or from the
+    general complaints channel, sealed like any tip, with its deadlines counted from the day
+    it was received; on the audit trail (without content) in the same transaction."""
+    channel = Channel(channel)
+    if channel not in RECORDED_CHANNELS:
+        raise ValueError(channel.value)
+    if received_on > today:
+        raise ReceivedInFuture(received_on.isoformat())
+    code, report = _store_tip(
+        session, store, settings, trust, category, fields, uploads, today, channel, received_on, identity, recorded_by=actor
+    )
+    return RecordedTip(code, report.id, channel, report.received_on, report.ack_due, report.resolve_due, report.identity is not None)
+
+
 def _given(identity: dict[str, str] | None) -> dict[str, str] | None:
     """The identity if any part of it was given, else None (the reporter stays anonymous)."""
     if identity is None or not any((identity.get(k) or "").strip() for k in items.IDENTITY_FIELDS):
@@ -187,6 +239,7 @@ def _store_tip(
     channel: Channel,
     received_on: dt.date,
     identity: dict[str, str] | None,
+    recorded_by: Account | None = None,
 ) -> tuple[TrackingCode, Report]:
     _require_files_kept(uploads)
     try:
@@ -223,6 +276,16 @@ def _store_tip(
     report.events.append(StatusEvent(status=Status.RECEIVED, on=received_on))
     _attach(report, uploads, recipients)
     session.add(report)
+    if recorded_by is not None:
+        try:
+            session.flush()  # the case number, for the audit entry
+            audit.record(
+                session, "tip_recorded", recorded_by, report.id, channel=channel.value,
+                received_on=received_on.isoformat(), files=len(uploads), identity=given is not None,
+            )
+        except SQLAlchemyError as exc:
+            session.rollback()
+            raise StorageFailed() from exc
     commit_with_files(session, store, uploads, today)
     return code, report
 

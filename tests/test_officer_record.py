@@ -17,7 +17,7 @@ from sqlalchemy import select
 from whistle import cases, create_officer_app, db, items
 from whistle.models import AuditEntry, Channel, Report, Role
 
-from .conftest import TIP, OfficerBrowser, Reporter, csrf_token, file_plaintext
+from .conftest import TIP, OfficerBrowser, Reporter, csrf_token, file_plaintext, hidden
 from .test_proof import _dump_database
 
 CODE = re.compile(r'<p class="code unbroken">([\d\u00a0]+)</p>')
@@ -25,7 +25,8 @@ CODE = re.compile(r'<p class="code unbroken">([\d\u00a0]+)</p>')
 
 def _record(browser: OfficerBrowser, day: dt.date, files=(), **fields):
     page = browser.client.get("/record").get_data(as_text=True)
-    data = {**TIP, "channel": "phone", "received_on": day.isoformat(), **fields, "csrf_token": csrf_token(page)}
+    data = {**TIP, "channel": "phone", "received_on": day.isoformat(), "once": hidden(page, "once"), **fields,
+            "csrf_token": csrf_token(page)}
     if files:
         data["files"] = list(files)
     return browser.client.post("/record", data=data, content_type="multipart/form-data")
@@ -89,6 +90,18 @@ class TestRecording:
         assert "ต้องไม่เลยวันนี้" in page and "MARKER-KEPT" in page and CODE.search(page) is None
         with officer_app.app_context():
             assert db.session().scalar(select(Report)) is None
+
+    def test_the_same_form_sent_twice_records_one_tip(self, officer, officer_app, clock):
+        page = officer.client.get("/record").get_data(as_text=True)
+        data = {**TIP, "channel": "phone", "received_on": clock().isoformat(), "once": hidden(page, "once"),
+                "csrf_token": csrf_token(page)}
+        first = officer.client.post("/record", data=data, content_type="multipart/form-data")
+        again = officer.client.post("/record", data=data, content_type="multipart/form-data")
+        assert first.status_code == 200 and CODE.search(first.get_data(as_text=True))
+        assert again.status_code == 303 and again.headers["Location"].endswith("/record")
+        with officer_app.app_context():
+            assert len(db.session().scalars(select(Report)).all()) == 1
+        assert "แบบฟอร์มนี้ส่งไปแล้ว" in officer.client.get("/record").get_data(as_text=True)
 
     def test_an_earlier_day_counts_the_deadlines_from_it(self, officer, officer_app, clock):
         response = _record(officer, clock() - dt.timedelta(days=10))

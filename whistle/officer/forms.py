@@ -91,6 +91,9 @@ class RecordForm(ReportForm):
         invalid_value_message=_l("Please give a real date."),
     )
     identity_consent = BooleanField(_l("The reporter agreed to give their name and contact in confidence"))
+    #: Random per form shown: a second POST of the same form (a reload of the receipt, a
+    #: double click) would record the tip twice and count it twice.
+    once = HiddenField(validators=[DataRequired(), Length(min=16, max=64)])
 
     def __init__(self, categories: list[tuple[str, str]], channels: list[tuple[str, str]], today, *args, **kwargs) -> None:
         super().__init__(categories, *args, **kwargs)

@@ -10,13 +10,15 @@ language the officer reads the workspace in.
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, render_template, request
+import secrets
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from markupsafe import Markup
 
 from .. import db, intake
-from ..extensions import settings, today, trust
+from ..extensions import settings, state, today, trust
 from ..labels import CHANNEL_LABELS, category_choices
 from ..models import Role
 from ..uploads import blob_store, request_uploads
@@ -31,7 +33,22 @@ def _form() -> RecordForm:
     form = RecordForm(category_choices(settings().organisation), channels, today())
     if request.method != "POST":
         form.received_on.data = today()
+        form.once.data = secrets.token_urlsafe(24)
     return form
+
+
+#: How long a recorded form stays refused if sent again (a form older than this has
+#: long lost its CSRF token anyway).
+ONCE_SECONDS = 24 * 3600
+
+
+def _once_key(form: RecordForm) -> str:
+    return f"record-once:{form.once.data}"
+
+
+def _first_sending(form: RecordForm) -> bool:
+    """True the first time this form is sent to be stored; False for a second sending."""
+    return state().incr(_once_key(form), ONCE_SECONDS) == 1
 
 
 def _render_form(form: RecordForm, status: int = 200):
@@ -66,6 +83,9 @@ def record_tip():
         form.files.errors = [_("Files are not kept when the form has to be corrected: please attach them again.")]
     if not valid:
         return _render_form(form, 400)
+    if not _first_sending(form):
+        flash(_("This form was sent already, and the tip was recorded then. Its receipt is shown only once. To record another tip, fill in the form again."), "error")
+        return redirect(url_for(".record_tip"), 303)
     try:
         recorded = intake.record_tip(
             db.session(), blob_store(), settings(), trust(), current_account(), form.channel.data, form.received_on.data,
@@ -73,6 +93,7 @@ def record_tip():
             identity=form.identity() if form.identity_consent.data else None,
         )
     except intake.StorageFailed:
+        state().delete(_once_key(form))  # nothing was stored: it may be sent again
         flash(_("The tip could not be stored just now, and nothing was kept. Please send it again."), "error")
         form.files.errors = [_("Files are not kept when the form has to be corrected: please attach them again.")] if uploads else []
         return _render_form(form, 503)

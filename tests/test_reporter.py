@@ -175,7 +175,8 @@ class TestStatus:
     def test_case_view_shows_overdue_when_past_deadline(self, reporter, clock):
         reporter.open_case(reporter.submit_ok())
         clock.advance(16)
-        assert "(overdue)" in _case_page(reporter)
+        page = _case_page(reporter)
+        assert '<strong class="overdue">(1 day late)</strong>' in page and "has passed without either" in page
 
     def test_case_view_expires(self, reporter, app, monkeypatch):
         reporter.open_case(reporter.submit_ok())

@@ -235,6 +235,10 @@ def test_request_memory_every_post_page_within_bound(servers):
             ("officer_cases.assign", "/cases/1/assign", 400),
             ("officer_cases.add_note", "/cases/1/notes", 400),
             ("officer_cases.send_message", "/cases/1/messages", 400),
+            ("officer_record.record_tip", "/record", 400),
+            ("officer_identity.request_reveal", "/cases/1/identity/request", 400),
+            ("officer_identity.open_identity", "/cases/1/identity/open", 400),
+            ("officer_identity.decide", "/identity-requests/1/decide", 400),
         )
     }
     assert sign_in_token

@@ -4,7 +4,7 @@ Werkzeug's caps on a multipart body (the size of one text field, the number of p
 nothing for an `application/x-www-form-urlencoded` body: that is read whole and split into
 fields at once, and a 100 MB body of short fields took 2.6 GB of one worker. So every
 request gets, in a `before_request` that runs before any form is read (the officers'
-CSRF check included), a cap on its whole body from `BODY_CAPS`: only the two forms that
+CSRF check included), a cap on its whole body from `BODY_CAPS`: only the forms that
 take files accept a large body, and only as multipart, whose text parts are capped one by
 one and whose files are sealed to disk as they stream (uploads.py); every other page, and
 every other kind of body, gets the small `FORM` cap. A body over its cap is a 413 before
@@ -51,6 +51,7 @@ BODY_CAPS = {
     "reporter.report": upload_cap,
     "reporter.reply": upload_cap,
     "officer_cases.send_message": upload_cap,
+    "officer_record.record_tip": upload_cap,
 }
 
 

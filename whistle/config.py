@@ -83,6 +83,9 @@ class Settings:
     blob_dir: Path
     organisation: Organisation = field(default_factory=Organisation)
     onion_address: str = ""
+    #: The address of the reporters' site (e.g. https://whistle.example.go.th), printed on
+    #: the receipts officers hand to reporters of tips received by other channels.
+    site_url: str = ""
     max_files: int = 5
     max_file_bytes: int = 20 * MiB
     #: The parser's cap on one text field (each also has its own, smaller, character cap).
@@ -186,6 +189,7 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
             blob_dir=blob_dir,
             organisation=_organisation(data),
             onion_address=str(pick("onion_address", "")),
+            site_url=str(pick("site_url", "")).rstrip("/"),
             max_files=int(pick("max_files", Settings.max_files)),
             max_file_bytes=int(pick("max_file_bytes", Settings.max_file_bytes)),
             code_cost=code_cost,
@@ -215,6 +219,8 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
         raise ConfigError(f"A setting has the wrong type: {exc}") from None
     if settings.max_files < 0 or settings.max_file_bytes <= 0:
         raise ConfigError("max_files must be 0 or more and max_file_bytes more than 0.")
+    if settings.site_url and not settings.site_url.startswith(("https://", "http://")):
+        raise ConfigError("site_url must be the reporters' site address, starting with https://.")
     if settings.retention_days < 0:
         raise ConfigError("retention_days must be 0 (never purge) or a number of days.")
     if settings.code_lookup_budget < 1 or settings.code_untagged_budget < 1:

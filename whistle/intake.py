@@ -1,5 +1,6 @@
-"""Intake: storing a tip, opening a case by its tracking code, and the reporter's side of
-the conversation.
+"""Intake: storing a tip (from the web form, or recorded by an officer from another
+channel), opening a case by its tracking code, and the reporter's side of the case: its
+dated steps, deadlines and conversation.
 
 Services own their transaction: each public function here either commits everything it
 was asked to store, or nothing (and removes any file it had moved into the store).
@@ -17,11 +18,11 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from . import cases, codes, crypto, items, keyring
+from . import audit, cases, codes, crypto, items, keyring
 from .codes import CodeCost, TrackingCode
 from .config import Settings
 from .ephemeral import EphemeralStore
-from .models import Attachment, Author, Channel, Message, Report, Status, StatusEvent
+from .models import Account, Agency, Attachment, Author, Channel, EventKind, Message, Outcome, Report, Status, StatusEvent
 from .storage import BlobStore
 from .uploads import SealingUpload, UploadNotKept
 
@@ -57,6 +58,24 @@ class ThreadMessage:
     text: str
     files: int
     verified: bool = True
+    #: An officer's message that explains why the case needs more time.
+    explains: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """One dated step of a case as its reporter sees it, never with who took it: a
+    workflow step (with the agency of a referral, the outcome of a closing), a delay
+    explained (with the new deadline and, if its signature checked, the officers'
+    explanation), or the opening of the reporter's confidential identity."""
+
+    kind: EventKind
+    status: Status
+    on: dt.date
+    agency: str | None = None
+    outcome: str | None = None
+    new_due: dt.date | None = None
+    explanation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,10 +83,18 @@ class CaseView:
     status: Status
     outcome: str | None
     category: str
+    channel: Channel
     received_on: dt.date
     ack_due: dt.date
     resolve_due: dt.date
-    events: list[tuple[Status, dt.date]]
+    acknowledged_on: dt.date | None
+    closed_on: dt.date | None
+    referred_to: str | None
+    #: A resolution deadline passed with the case neither closed nor explained.
+    resolve_missed: bool
+    steps: list[Step]
+    identity_given: bool
+    identity_opened_on: dt.date | None
     messages: list[ThreadMessage] = field(default_factory=list)
 
 
@@ -171,9 +198,93 @@ def submit_report(
     uploads: Sequence[SealingUpload],
     today: dt.date,
     channel: Channel = Channel.WEB,
+    *,
+    identity: dict[str, str] | None = None,
 ) -> TrackingCode:
     """Store a new tip, whole, and return its tracking code (shown once, never stored); the
-    code's tag is made under `server_key`."""
+    code's tag is made under `server_key`. `identity`, if the reporter chose to give it, is
+    sealed apart from the tip."""
+    code, _report = _store_tip(
+        session, store, settings, server_key, trust, category, fields, uploads, today, channel, today, identity
+    )
+    return code
+
+
+class ReceivedInFuture(ValueError):
+    """A tip cannot have been received after today."""
+
+
+@dataclass(frozen=True)
+class RecordedTip:
+    """What an officer hands to the reporter of a tip received by another channel: the
+    code (shown once, never stored) and the case's dates."""
+
+    code: TrackingCode
+    case_id: int
+    channel: Channel
+    received_on: dt.date
+    ack_due: dt.date
+    resolve_due: dt.date
+    has_identity: bool
+
+
+#: The channels an officer records tips from (the web channel records its own).
+RECORDED_CHANNELS = (Channel.PHONE, Channel.LETTER, Channel.WALK_IN, Channel.EMAIL, Channel.GENERAL)
+
+
+def record_tip(
+    session: Session,
+    store: BlobStore,
+    settings: Settings,
+    server_key: bytes,
+    trust: keyring.Trust,
+    actor: Account,
+    channel: Channel | str,
+    received_on: dt.date,
+    category: str,
+    fields: dict[str, str],
+    uploads: Sequence[SealingUpload],
+    today: dt.date,
+    *,
+    identity: dict[str, str] | None = None,
+) -> RecordedTip:
+    """Store a tip an officer received by telephone, letter, in person, e-mail or from the
+    general complaints channel, sealed like any tip, with its deadlines counted from the day
+    it was received; on the audit trail (without content) in the same transaction."""
+    channel = Channel(channel)
+    if channel not in RECORDED_CHANNELS:
+        raise ValueError(channel.value)
+    if received_on > today:
+        raise ReceivedInFuture(received_on.isoformat())
+    code, report = _store_tip(
+        session, store, settings, server_key, trust, category, fields, uploads, today, channel, received_on, identity,
+        recorded_by=actor,
+    )
+    return RecordedTip(code, report.id, channel, report.received_on, report.ack_due, report.resolve_due, report.identity is not None)
+
+
+def _given(identity: dict[str, str] | None) -> dict[str, str] | None:
+    """The identity if any part of it was given, else None (the reporter stays anonymous)."""
+    if identity is None or not any((identity.get(k) or "").strip() for k in items.IDENTITY_FIELDS):
+        return None
+    return {k: (identity.get(k) or "").strip() for k in items.IDENTITY_FIELDS}
+
+
+def _store_tip(
+    session: Session,
+    store: BlobStore,
+    settings: Settings,
+    server_key: bytes,
+    trust: keyring.Trust,
+    category: str,
+    fields: dict[str, str],
+    uploads: Sequence[SealingUpload],
+    today: dt.date,
+    channel: Channel,
+    received_on: dt.date,
+    identity: dict[str, str] | None,
+    recorded_by: Account | None = None,
+) -> tuple[TrackingCode, Report]:
     _require_files_kept(uploads)
     try:
         recipients = keyring.recipients(session, trust)
@@ -185,14 +296,14 @@ def submit_report(
     cost = settings.code_cost
     keys = codes.derive(code.secret, salt, cost)
     content = {k: fields.get(k, "") for k in TIP_FIELDS}
-    due = cases.deadlines(settings.organisation, today)
+    due = cases.deadlines(settings.organisation, received_on)
     report = Report(
         uid=crypto.random_bytes(16),
         lookup=code.lookup,
         channel=channel,
         category=category,
         status=Status.RECEIVED,
-        received_on=today,
+        received_on=received_on,
         ack_due=due.ack_due,
         resolve_due=due.resolve_due,
         code_salt=salt,
@@ -203,12 +314,25 @@ def submit_report(
         reporter_public_key=keys.reporter_key.public_key().to_bytes(),
     )
     report.content = items.seal_tip(report, content, recipients)
-    report.events.append(StatusEvent(status=Status.RECEIVED, on=today))
+    given = _given(identity)
+    if given is not None:
+        report.identity = items.seal_identity(report, given, recipients)
+    report.events.append(StatusEvent(status=Status.RECEIVED, on=received_on))
     _attach(report, uploads, recipients)
     session.add(report)
+    if recorded_by is not None:
+        try:
+            session.flush()  # the case number, for the audit entry
+            audit.record(
+                session, "tip_recorded", recorded_by, report.id, channel=channel.value,
+                received_on=received_on.isoformat(), files=len(uploads), identity=given is not None,
+            )
+        except SQLAlchemyError as exc:
+            session.rollback()
+            raise StorageFailed() from exc
     uid = report.uid
     commit_with_files(session, store, uploads, today, lambda fresh: _exists(fresh, Report.uid == uid))
-    return code
+    return code, report
 
 
 def open_case(
@@ -317,29 +441,69 @@ def _opened_report(session: Session, report_id: int) -> Report:
 
 
 def view_case(session: Session, trust: keyring.Trust, opened: OpenedCase) -> CaseView:
-    """What the reporter sees: status, dates, deadlines and the conversation. An officer's
-    message counts only with a signature by a certified officer key for this very place in
-    this very case; anything else is shown as a warning, without its text."""
+    """What the reporter sees: status, each dated step, deadlines and the conversation. An
+    officer's message counts only with a signature by a certified officer key for this very
+    place in this very case; anything else is shown as a warning, without its text."""
     report = _opened_report(session, opened.report_id)
     signers = keyring.signers(session, trust)
-    thread = []
+    thread, explanations = [], []
     for message in report.messages:
         opened_message = items.open_message(report, message, opened.reporter_key, signers, trust.memo)
         # Every message of a thread is sealed to its reporter where it stands: one that does
         # not open here was altered or moved, and is shown as a warning like a forgery.
         verified = opened_message.readable and (message.author is Author.REPORTER or bool(opened_message.verified))
         text = opened_message.text if verified else ""
-        thread.append(ThreadMessage(message.author, message.created_on, text, len(message.attachments), verified))
+        thread.append(ThreadMessage(message.author, message.created_on, text, len(message.attachments), verified, message.explains))
+        if message.explains and message.author is Author.OFFICER:
+            explanations.append(text if verified else None)
+    steps = _steps(report, explanations)
+    opened_on = [step.on for step in steps if step.kind is EventKind.IDENTITY_OPENED]
     return CaseView(
         status=report.status,
         outcome=report.outcome.value if report.outcome else None,
         category=report.category,
+        channel=report.channel,
         received_on=report.received_on,
         ack_due=report.ack_due,
         resolve_due=report.resolve_due,
-        events=[(e.status, e.on) for e in report.events],
+        acknowledged_on=report.acknowledged_on,
+        closed_on=report.closed_on,
+        referred_to=report.referred_to.value if report.referred_to else None,
+        resolve_missed=report.resolve_missed,
+        steps=steps,
+        identity_given=report.identity is not None,
+        identity_opened_on=opened_on[0] if opened_on else None,
         messages=thread,
     )
+
+
+_AGENCIES = frozenset(a.value for a in Agency)
+_OUTCOMES = frozenset(o.value for o in Outcome)
+
+
+def _steps(report: Report, explanations: list[str | None]) -> list[Step]:
+    """The case's timeline for its reporter. Assignments are the officers' business and
+    are left out; each explained delay is paired with its explaining message (they are
+    written together, in order: casework.send_message)."""
+    steps = []
+    pending = iter(explanations)
+    for event in report.events:
+        if event.kind is EventKind.STATUS:
+            agency = event.detail if event.status is Status.REFERRED and event.detail in _AGENCIES else None
+            outcome = event.detail if event.status is Status.CLOSED and event.detail in _OUTCOMES else None
+            steps.append(Step(event.kind, event.status, event.on, agency=agency, outcome=outcome))
+        elif event.kind is EventKind.EXTENDED:
+            steps.append(Step(event.kind, event.status, event.on, new_due=_date(event.detail), explanation=next(pending, None)))
+        elif event.kind is EventKind.IDENTITY_OPENED:
+            steps.append(Step(event.kind, event.status, event.on))
+    return steps
+
+
+def _date(text: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text or "")
+    except ValueError:
+        return None
 
 
 def stage_message(

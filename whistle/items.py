@@ -10,7 +10,8 @@ Version 1 items (written before contexts existed) still open, marked `legacy`: t
 bound to nothing, so an officer's legacy message is not shown to the reporter until it is
 re-bound (`whistle keys rebind`).
 
-Plaintexts: the tip is a JSON object of the reporter's fields; a message or a note is a
+Plaintexts: the tip is a JSON object of the reporter's fields; the identity a reporter
+chose to give is a JSON object {"name", "contact"}, sealed apart from the tip; a message or a note is a
 JSON object {"text", "files"}, where "files" lists the id and SHA-256 of each attached
 file, so an officer's signature covers the files too; a file's metadata is a JSON object
 {"name", "type", "size", "cleaned", "sha256", "in"}, "in" naming the item it belongs to.
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from . import crypto
-from .cases import context, file_slot, message_slot, note_slot, TIP_SLOT
+from .cases import context, file_slot, message_slot, note_slot, IDENTITY_SLOT, TIP_SLOT
 from .models import Attachment, Author, Message, Note, Report
 
 
@@ -44,6 +45,29 @@ def open_tip(report: Report, key: crypto.PrivateKey) -> dict[str, str]:
     if not isinstance(fields, dict):
         raise crypto.OpenError()
     return fields
+
+
+# --------------------------------------------------------------------------- the identity
+
+#: What a reporter may give of themselves, confidentially (DESIGN §7, identity on request).
+IDENTITY_FIELDS = ("name", "contact")
+
+
+def seal_identity(report: Report, identity: dict[str, str], recipients: Sequence[crypto.PublicKey]) -> bytes:
+    """The reporter's name and contact, sealed to `recipients` (the officers and the
+    recovery key, never the reporter's own key) for this case's identity slot alone."""
+    return crypto.seal(_json({k: identity.get(k, "") for k in IDENTITY_FIELDS}), recipients, context(report, IDENTITY_SLOT))
+
+
+def open_identity(report: Report, key: crypto.PrivateKey) -> dict[str, str]:
+    """The reporter's name and contact; `crypto.OpenError` if there is none or this key
+    cannot open it here. Callers check the approval first (identity.py)."""
+    if report.identity is None:
+        raise crypto.OpenError()
+    doc = json.loads(crypto.open_sealed(report.identity, key, context(report, IDENTITY_SLOT)))
+    if not isinstance(doc, dict):
+        raise crypto.OpenError()
+    return {k: str(doc.get(k) or "") for k in IDENTITY_FIELDS}
 
 
 # --------------------------------------------------------------------------- files

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import Flask, current_app
 from flask_babel import get_locale, gettext, ngettext
 from flask_babel import lazy_gettext as _l
@@ -90,6 +92,28 @@ def days_left(days: int) -> str:
     return ngettext("%(num)d day late", "%(num)d days late", -days)
 
 
+def deadline_distance(organisation: Organisation, due: dt.date, today: dt.date) -> str:
+    """'in 3 working days', 'today', '2 days late': a deadline seen from today, in words a
+    reporter reads, saying which kind of day is counted. Lateness is judged by the dates:
+    on the Saturday after a Friday deadline no working day has passed, yet it is late."""
+    from .cases import days_between
+
+    if due == today:
+        return gettext("today")
+    working = organisation.day_count == "working"
+    if due > today:
+        days = days_between(organisation, today, due)
+        if working and days > 0:
+            return ngettext("in %(num)d working day", "in %(num)d working days", days)
+        return ngettext("in %(num)d day", "in %(num)d days", (due - today).days)
+    days = days_between(organisation, due, today)
+    if not working:
+        return ngettext("%(num)d day late", "%(num)d days late", days)
+    if days == 0:
+        return gettext("the deadline has passed")
+    return ngettext("%(num)d working day late", "%(num)d working days late", days)
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["organisation"] = lambda: organisation_name(
         current_app.extensions["whistle.settings"].organisation
@@ -101,5 +125,8 @@ def init_app(app: Flask) -> None:
         AGENCY_LABELS=AGENCY_LABELS,
         ROLE_LABELS=ROLE_LABELS,
         days_left=days_left,
+        deadline_distance=lambda due: deadline_distance(
+            current_app.extensions["whistle.settings"].organisation, due, current_app.extensions["whistle.clock"]()
+        ),
         category_label=lambda key: category_label(current_app.extensions["whistle.settings"].organisation, key),
     )

@@ -284,6 +284,8 @@ class IdentityRequest(Base):
     revealed_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
 
     report: Mapped[Report] = relationship(back_populates="identity_requests")
+    requester: Mapped[Account] = relationship(foreign_keys=[requested_by])
+    decider: Mapped[Account | None] = relationship(foreign_keys=[decided_by])
 
 
 class Account(Base):

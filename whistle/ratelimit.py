@@ -41,6 +41,10 @@ LIMITED_ENDPOINTS = {
     "officer_cases.assign": "ratelimit_officer",
     "officer_cases.add_note": "ratelimit_officer",
     "officer_cases.send_message": "ratelimit_officer",
+    "officer_record.record_tip": "ratelimit_officer",
+    "officer_identity.request_reveal": "ratelimit_officer",
+    "officer_identity.open_identity": "ratelimit_officer",
+    "officer_identity.decide": "ratelimit_officer",
 }
 
 

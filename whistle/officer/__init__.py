@@ -87,6 +87,8 @@ def _require_sign_in():
 def init_app(app: Flask) -> None:
     from .auth import bp as auth_bp
     from .cases import bp as cases_bp
+    from .identity import bp as identity_bp
+    from .record import bp as record_bp
     from .views import bp as views_bp
 
     app.config["SESSION_COOKIE_NAME"] = "whistle_officer"
@@ -96,4 +98,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(views_bp)
     app.register_blueprint(cases_bp)
+    app.register_blueprint(record_bp)
+    app.register_blueprint(identity_bp)
     app.before_request(_require_sign_in)

@@ -9,13 +9,13 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from .. import audit, cases, casework, crypto, db, intake
+from .. import audit, cases, casework, crypto, db, identity, intake
 from ..extensions import settings, today, trust
 from ..labels import category_choices
 from ..models import Account, Agency, Outcome, Role, Status
 from ..uploads import blob_store, request_uploads
 from . import current_account, current_session, roles
-from .forms import AssignForm, MessageForm, NoteForm, StepForm
+from .forms import AssignForm, IdentityRequestForm, MessageForm, NoteForm, StepForm
 
 bp = Blueprint("officer_cases", __name__, url_prefix="/cases")
 
@@ -52,14 +52,16 @@ def index():
     )
 
 
-def _case(case_id: int, whole: bool = False):
+def case_or_404(case_id: int, whole: bool = False):
+    """The case with this number, or a 404; `whole` loads its thread, files and timeline."""
     try:
         return cases.get_case(db.session(), case_id, whole=whole)
     except cases.CaseNotFound:
         abort(404)
 
 
-def _key() -> crypto.PrivateKey:
+def officer_key() -> crypto.PrivateKey:
+    """The key this officer's session unlocked; a 403 for a session that holds none."""
     key = current_session().private_key
     if key is None:
         abort(403)
@@ -72,12 +74,18 @@ def _officers() -> list[Account]:
     ))
 
 
-def _render_case(report, message_form: MessageForm | None = None, note_form: NoteForm | None = None, status: int = 200):
+def render_case(
+    report,
+    message_form: MessageForm | None = None,
+    note_form: NoteForm | None = None,
+    status: int = 200,
+    identity_form: IdentityRequestForm | None = None,
+):
     account = current_account()
     org = settings().organisation
     content = None
     if account.role is Role.OFFICER:
-        content = casework.read_case(db.session(), trust(), report, _key(), account)
+        content = casework.read_case(db.session(), trust(), report, officer_key(), account)
     else:
         audit.record(db.session(), "case_view", account, report.id)
         db.session().commit()
@@ -99,19 +107,21 @@ def _render_case(report, message_form: MessageForm | None = None, note_form: Not
         message_form=message_form or MessageForm(new_due=cases.add_days(org, today(), org.resolve_days)),
         day_count=org.day_count,
         today=today(),
+        identity_requests=identity.requests_for(db.session(), report) if content and report.identity is not None else [],
+        identity_form=identity_form or IdentityRequestForm(),
     ), status
 
 
 @bp.get("/<int:case_id>")
 @roles(Role.OFFICER, Role.SUPERVISOR)
 def show(case_id: int):
-    return _render_case(_case(case_id, whole=True))
+    return render_case(case_or_404(case_id, whole=True))
 
 
 @bp.post("/<int:case_id>/step")
 @roles(Role.OFFICER)
 def step(case_id: int):
-    report = _case(case_id)
+    report = case_or_404(case_id)
     form = StepForm()
     form.agency.choices = [(a.value, a.value) for a in Agency]
     form.outcome.choices = [(o.value, o.value) for o in Outcome]
@@ -140,7 +150,7 @@ def _status_label(status: Status) -> str:
 @bp.post("/<int:case_id>/assign")
 @roles(Role.OFFICER, Role.SUPERVISOR)
 def assign(case_id: int):
-    report = _case(case_id)
+    report = case_or_404(case_id)
     form = AssignForm()
     form.assignee.choices = [("", "")] + [(str(o.id), o.display_name) for o in _officers()]
     if not form.validate_on_submit():
@@ -156,11 +166,11 @@ def assign(case_id: int):
 @bp.post("/<int:case_id>/notes")
 @roles(Role.OFFICER)
 def add_note(case_id: int):
-    report = _case(case_id)
+    report = case_or_404(case_id)
     form = NoteForm()
     if not form.validate_on_submit():
-        return _render_case(report, note_form=form, status=400)
-    casework.add_note(db.session(), trust(), report, form.text.data.strip(), _key(), current_account(), today())
+        return render_case(report, note_form=form, status=400)
+    casework.add_note(db.session(), trust(), report, form.text.data.strip(), officer_key(), current_account(), today())
     flash(_("The note was saved. Only officers can read it."), "success")
     return redirect(url_for(".show", case_id=case_id) + "#notes", 303)
 
@@ -168,7 +178,7 @@ def add_note(case_id: int):
 @bp.post("/<int:case_id>/messages")
 @roles(Role.OFFICER)
 def send_message(case_id: int):
-    report = _case(case_id)
+    report = case_or_404(case_id)
     form = MessageForm()
     valid = form.validate_on_submit()
     uploads = request_uploads()
@@ -182,15 +192,15 @@ def send_message(case_id: int):
     if not valid or refused or report.status is Status.CLOSED:
         if report.status is Status.CLOSED:
             flash(_("The case is closed: no more messages can be sent."), "error")
-        return _render_case(report, message_form=form, status=400)
+        return render_case(report, message_form=form, status=400)
     try:
         casework.send_message(
-            db.session(), blob_store(), trust(), report, form.text.data.strip(), uploads, _key(), current_account(), today(),
+            db.session(), blob_store(), trust(), report, form.text.data.strip(), uploads, officer_key(), current_account(), today(),
             new_due=new_due,
         )
     except intake.StorageFailed:
         flash(_("The message could not be stored just now, and nothing was sent. Please send it again."), "error")
-        return _render_case(report, message_form=form, status=503)
+        return render_case(report, message_form=form, status=503)
     flash(_("The message was sent to the reporter."), "success")
     return redirect(url_for(".show", case_id=case_id) + "#messages", 303)
 
@@ -198,9 +208,9 @@ def send_message(case_id: int):
 @bp.get("/<int:case_id>/files/<int:file_id>")
 @roles(Role.OFFICER)
 def download(case_id: int, file_id: int):
-    report = _case(case_id)
+    report = case_or_404(case_id)
     try:
-        info, chunks = casework.open_file(db.session(), blob_store(), report, file_id, _key(), current_account())
+        info, chunks = casework.open_file(db.session(), blob_store(), report, file_id, officer_key(), current_account())
     except (casework.FileNotInCase, crypto.OpenError, FileNotFoundError):
         abort(404)
     name = info.name or f"file-{file_id}"

@@ -14,9 +14,11 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, EqualTo, Length, Optional
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
+from .. import identity
 from ..accounts import MAX_PASSPHRASE, MIN_PASSPHRASE
+from ..reporter.forms import ReportForm, readable_text
 
 
 class SignInForm(FlaskForm):
@@ -75,3 +77,62 @@ class MessageForm(FlaskForm):
     files = MultipleFileField(_l("Files (optional)"))
     explains = BooleanField(_l("This message explains why the case needs more time"))
     new_due = DateField(_l("Next deadline for resolving the case"), validators=[Optional()])
+
+
+class RecordForm(ReportForm):
+    """A tip received by telephone, letter, in person, e-mail or from the general channel:
+    the reporter's own form, with the channel, the day it arrived, and the reporter's
+    consent before any name or contact is typed."""
+
+    channel = SelectField(_l("How the tip reached us"), validate_choice=False)
+    received_on = DateField(
+        _l("The day it was received"),
+        validators=[DataRequired(_l("Please give the day the tip was received."))],
+        invalid_value_message=_l("Please give a real date."),
+    )
+    identity_consent = BooleanField(_l("The reporter agreed to give their name and contact in confidence"))
+    #: Random per form shown: a second POST of the same form (a reload of the receipt, a
+    #: double click) would record the tip twice and count it twice.
+    once = HiddenField(validators=[DataRequired(), Length(min=16, max=64)])
+
+    def __init__(self, categories: list[tuple[str, str]], channels: list[tuple[str, str]], today, *args, **kwargs) -> None:
+        super().__init__(categories, *args, **kwargs)
+        self.channel.choices = [("", _l("Choose one"))] + channels
+        self._channels = {key for key, _label in channels}
+        self._today = today
+
+    def validate_channel(self, field: SelectField) -> None:
+        if field.data not in self._channels:
+            raise ValidationError(_l("Please choose how the tip reached us."))
+
+    def validate_received_on(self, field: DateField) -> None:
+        if field.data is not None and field.data > self._today:
+            raise ValidationError(_l("The day received cannot be later than today."))
+
+    def validate_identity_consent(self, field: BooleanField) -> None:
+        if any(self.identity().values()) and not field.data:
+            raise ValidationError(_l("Record a name or contact only if the reporter agreed: tick this box, or leave both empty."))
+
+
+class IdentityRequestForm(FlaskForm):
+    reason = TextAreaField(
+        _l("Why the case needs the reporter's name and contact"),
+        validators=[
+            DataRequired(_l("Please fill in this field.")),
+            Length(
+                min=identity.MIN_REASON, max=identity.MAX_REASON,
+                message=_l("Please give the reason in %(min)d to %(max)d characters.", min=identity.MIN_REASON, max=identity.MAX_REASON),
+            ),
+            readable_text,
+        ],
+    )
+
+
+class DecisionForm(FlaskForm):
+    """A supervisor's decision: the page offers approve and refuse as two buttons."""
+
+    decision = HiddenField(validators=[DataRequired()])
+
+
+class OpenIdentityForm(FlaskForm):
+    pass

@@ -41,6 +41,9 @@ class ReportForm(FlaskForm):
     how_known = _text(_l("How do you know about it?"), 3_000)
     evidence = _text(_l("What evidence exists, and who holds it?"), 3_000)
     files = MultipleFileField(_l("Files (optional)"))
+    # Optional, and sealed apart from the report: opened only for a reason a supervisor approved.
+    identity_name = _text(_l("Your name"), 200, area=False)
+    identity_contact = _text(_l("How to reach you: a telephone number, an e-mail or a postal address"), 500, area=False)
 
     def __init__(self, categories: list[tuple[str, str]], *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -53,6 +56,10 @@ class ReportForm(FlaskForm):
 
     def fields_text(self) -> dict[str, str]:
         return {name: (getattr(self, name).data or "").strip() for name in ("what", "people", "when", "where", "how_known", "evidence")}
+
+    def identity(self) -> dict[str, str]:
+        """The name and contact, as typed (both empty: the reporter stays anonymous)."""
+        return {"name": (self.identity_name.data or "").strip(), "contact": (self.identity_contact.data or "").strip()}
 
 
 def _code_check(_form: FlaskForm, field: StringField) -> None:

@@ -123,7 +123,8 @@ def report():
     if valid and not file_errors:
         try:
             code = intake.submit_report(
-                db.session(), blob_store(), settings(), server_key(), trust(), form.category.data, form.fields_text(), uploads, today()
+                db.session(), blob_store(), settings(), server_key(), trust(), form.category.data, form.fields_text(), uploads,
+                today(), identity=form.identity(),
             )
         except intake.StorageFailed:
             flash(_("Your report could not be stored just now, and nothing was kept. Please send it again."), "error")
@@ -206,6 +207,7 @@ def _render_case(opened: intake.OpenedCase, reply_form: ReplyForm, status: int =
     return render_template(
         "reporter/case.html",
         case=view,
+        organisation_rules=s.organisation,
         category=category_label(s.organisation, view.category),
         status_labels=STATUS_LABELS,
         outcome_labels=OUTCOME_LABELS,

@@ -19,7 +19,7 @@ from flask_babel import lazy_gettext as _l
 
 from .config import Organisation
 from .labels import AGENCY_LABELS, CHANNEL_LABELS, OUTCOME_LABELS, category_label
-from .statistics import NOT_REFERRED, Figures
+from .statistics import Figures
 
 TABLE_TITLES = {
     "quarter": _l("Received, by quarter of the fiscal year"),
@@ -48,14 +48,13 @@ _CELL_LABELS = {
     "acknowledged": {"on_time": _l("On time"), "late": _l("Late")},
     "resolved": {"on_time": _l("On time"), "late": _l("A deadline was missed")},
     "satisfaction": {"satisfied": _l("Satisfied"), "not_satisfied": _l("Not satisfied")},
-    "referral": {NOT_REFERRED: _l("Not referred")},
 }
 
 
 def cell_label(organisation: Organisation, table: str, key: str) -> str:
     if table == "category":
         return category_label(organisation, key)
-    fixed = {"channel": CHANNEL_LABELS, "outcome": OUTCOME_LABELS, "referral": {**AGENCY_LABELS, **_CELL_LABELS["referral"]}}
+    fixed = {"channel": CHANNEL_LABELS, "outcome": OUTCOME_LABELS, "referral": AGENCY_LABELS}
     labels = fixed.get(table) or _CELL_LABELS.get(table, {})
     return str(labels.get(key, key))
 

@@ -22,7 +22,7 @@ gives the reasoning and what the test proves):
 | quarter | the quarter received | received (follows from the totals of successive cuts: never suppressed) |
 | category, channel | the kind of wrongdoing, the channel | received |
 | outcome | the outcome | completed |
-| referral | the agency referred to, or none | received (a referral counts from its date) |
+| referral | the agency referred to | referred by C (from the referral's date) |
 | acknowledged | on time or late | whose acknowledgement deadline fell by C |
 | resolved | within the deadlines (or each delay explained in time) or not | completed |
 | satisfaction | satisfied (4 or 5 of 5) or not | rated by C |
@@ -56,7 +56,6 @@ SATISFIED_FROM = 4
 #: Tables whose every cell follows from the always-published totals.
 NEVER_SUPPRESSED = frozenset({"quarter"})
 TABLES = ("quarter", "category", "channel", "outcome", "referral", "acknowledged", "resolved", "satisfaction")
-NOT_REFERRED = "not_referred"
 
 
 # --------------------------------------------------------------------------- fiscal years
@@ -217,7 +216,7 @@ def empty_tables(organisation: Organisation) -> dict[str, dict[str, int]]:
         "category": {c.key: 0 for c in organisation.categories},
         "channel": {c.value: 0 for c in Channel},
         "outcome": {o.value: 0 for o in Outcome},
-        "referral": {**{a.value: 0 for a in Agency}, NOT_REFERRED: 0},
+        "referral": {a.value: 0 for a in Agency},
         "acknowledged": {"on_time": 0, "late": 0},
         "resolved": {"on_time": 0, "late": 0},
         "satisfaction": {"satisfied": 0, "not_satisfied": 0},
@@ -241,8 +240,8 @@ def count(groups: Iterable[Group], fiscal_year: FiscalYear, organisation: Organi
         add("quarter", f"q{(g.received % 12 - 9) % 12 // 3 + 1}", n)
         add("category", g.category, n)
         add("channel", g.channel, n)
-        referred = g.agency is not None and g.referred is not None and g.referred <= c
-        add("referral", g.agency if referred else NOT_REFERRED, n)
+        if g.agency is not None and g.referred is not None and g.referred <= c:
+            add("referral", g.agency, n)
         if g.ack_due <= c:
             add("acknowledged", "on_time" if g.ack_on_time else "late", n)
         if g.closed is not None and g.closed <= c:

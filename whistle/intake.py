@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from sqlalchemy import exists, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from . import cases, codes, crypto, items, keyring
 from .codes import CodeCost, TrackingCode
 from .config import Settings
-from .models import Attachment, Author, Channel, Message, Report, Status, StatusEvent
+from .models import Attachment, Author, Channel, Message, Rating, Report, Status, StatusEvent
 from .storage import BlobStore
 from .uploads import SealingUpload, UploadNotKept
 
@@ -67,6 +67,8 @@ class CaseView:
     resolve_due: dt.date
     events: list[tuple[Status, dt.date]]
     messages: list[ThreadMessage] = field(default_factory=list)
+    #: The reporter's rating of the handling (1 to 5), once given.
+    rating: int | None = None
 
 
 def _unique_lookup(session: Session) -> TrackingCode:
@@ -219,6 +221,7 @@ def view_case(session: Session, trust: keyring.Trust, opened: OpenedCase) -> Cas
         resolve_due=report.resolve_due,
         events=[(e.status, e.on) for e in report.events],
         messages=thread,
+        rating=report.rating.score if report.rating is not None else None,
     )
 
 
@@ -278,3 +281,31 @@ def add_message(
 def read_tip(report: Report, private_key: crypto.PrivateKey) -> dict[str, str]:
     """The reporter's fields, opened with an officer's or the recovery key."""
     return items.open_tip(report, private_key)
+
+
+# --------------------------------------------------------------------------- satisfaction
+
+
+class CannotRate(Exception):
+    """The case is not closed yet, or was rated already (one rating per case)."""
+
+
+def rate_case(
+    session: Session, trust: keyring.Trust, report_id: int, score: int, comment: str, today: dt.date
+) -> None:
+    """The reporter rates the handling of their closed case, once: a score from 1 to 5
+    (counted by the statistics) and optional words sealed to the officers. Commits."""
+    if not 1 <= score <= 5:
+        raise ValueError("a score is 1 to 5")
+    report = _opened_report(session, report_id)
+    if report.status is not Status.CLOSED or report.rating is not None:
+        raise CannotRate()
+    rating = Rating(score=score, rated_on=today)
+    if comment:
+        rating.comment = items.seal_rating_comment(report, comment, keyring.recipients(session, trust))
+    report.rating = rating
+    try:
+        session.commit()
+    except IntegrityError:  # rated in another request at the same moment: the first stands
+        session.rollback()
+        raise CannotRate() from None

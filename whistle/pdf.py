@@ -18,7 +18,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 BASE_URL = "http://whistle.invalid/"
 PRINT_CSS = """
 @page { size: A4; margin: 18mm 16mm 20mm; @bottom-right { content: counter(page) " / " counter(pages); font-size: 10pt; } }
-body { font-family: "Laksaman", "TH Sarabun New", "Garuda", "Loma", sans-serif; font-size: 15pt; line-height: 1.35; }
+body, body * { font-family: "Laksaman", "TH Sarabun New", "Garuda", "Loma", sans-serif !important; }
+body { font-size: 15pt; line-height: 1.35; }
 header.site, footer.site, .no-print, .notice, nav { display: none !important; }
 .wrap, .wrap.wide { max-width: none; padding: 0; }
 h1 { font-size: 21pt; } h2 { font-size: 17pt; margin-top: 12pt; } h3 { font-size: 15pt; }
@@ -31,14 +32,17 @@ class UnsafeResource(ValueError):
     """A page asked the renderer for something other than the package's static files."""
 
 
-def _fetch(url: str, *args, **kwargs) -> dict:
+def _fetch(url: str, *args, **kwargs):
+    from weasyprint.urls import URLFetcherResponse
+
     prefix = BASE_URL + "static/"
     if not url.startswith(prefix):
         raise UnsafeResource("only the service's own static files are loaded")
     path = (STATIC / url[len(prefix):].split("?")[0]).resolve()
     if STATIC not in path.parents or not path.is_file():
         raise UnsafeResource("no such static file")
-    return {"string": path.read_bytes(), "mime_type": mimetypes.guess_type(path.name)[0] or "application/octet-stream"}
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": mime})
 
 
 def render(html: str) -> bytes:

@@ -40,6 +40,9 @@ LIMITED_ENDPOINTS = {
     "officer_cases.assign": "ratelimit_officer",
     "officer_cases.add_note": "ratelimit_officer",
     "officer_cases.send_message": "ratelimit_officer",
+    "officer_summaries.write": "ratelimit_officer",
+    "officer_summaries.sign_off": "ratelimit_officer",
+    "officer_prevention.tag": "ratelimit_officer",
 }
 
 

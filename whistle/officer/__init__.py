@@ -87,6 +87,8 @@ def _require_sign_in():
 def init_app(app: Flask) -> None:
     from .auth import bp as auth_bp
     from .cases import bp as cases_bp
+    from .prevention import bp as prevention_bp
+    from .summaries import bp as summaries_bp
     from .views import bp as views_bp
 
     app.config["SESSION_COOKIE_NAME"] = "whistle_officer"
@@ -96,4 +98,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(views_bp)
     app.register_blueprint(cases_bp)
+    app.register_blueprint(summaries_bp)
+    app.register_blueprint(prevention_bp)
     app.before_request(_require_sign_in)

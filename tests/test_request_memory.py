@@ -221,6 +221,9 @@ def test_request_memory_every_post_page_within_bound(servers):
         "reporter.close": [
             ("the most fields", "/case/close", _form_fields(token), "application/x-www-form-urlencoded", 303),
         ],
+        "reporter.rate": [
+            ("the most fields", "/case/rate", _form_fields(token), "application/x-www-form-urlencoded", 400),
+        ],
     }
     sign_in_token = live.Browser(officer_server.port).token("/sign-in")
     officer_cases = {
@@ -235,6 +238,9 @@ def test_request_memory_every_post_page_within_bound(servers):
             ("officer_cases.assign", "/cases/1/assign", 400),
             ("officer_cases.add_note", "/cases/1/notes", 400),
             ("officer_cases.send_message", "/cases/1/messages", 400),
+            ("officer_summaries.write", "/reports/2569/h1/analysis", 400),
+            ("officer_summaries.sign_off", "/reports/2569/h1/sign-off", 400),
+            ("officer_prevention.tag", "/cases/1/tags", 400),
         )
     }
     assert sign_in_token

@@ -92,7 +92,8 @@ def test_sign_off_refused_before_the_period_ends(year_of_cases, make_account, of
         assert officer is not None
     officer_browser.sign_in(make_account("boss", role=Role.SUPERVISOR))
     page = officer_browser.client.get("/reports/2569/year").get_data(as_text=True)
-    officer_browser.client.post("/reports/2569/year/sign-off", data={"csrf_token": csrf_token(page)})
+    response = officer_browser.client.post("/reports/2569/year/sign-off?lang=en", data={"csrf_token": csrf_token(page)})
+    assert response.status_code == 303, response.get_data(as_text=True)[:3000]
     assert "can be signed off once its period is over" in officer_browser.client.get("/reports/2569/year?lang=en").get_data(as_text=True)
 
 

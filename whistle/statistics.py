@@ -40,9 +40,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
-from sqlalchemy import and_, case, extract, func, select
+from sqlalchemy import String, and_, case, func, literal_column, select, type_coerce
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -123,8 +125,7 @@ def _month(day: dt.date | None) -> int | None:
 # --------------------------------------------------------------------------- counting
 
 
-@dataclass(frozen=True)
-class Group:
+class Group(NamedTuple):
     """Cases that share everything the figures read (a row of the one grouped query)."""
 
     count: int
@@ -142,62 +143,73 @@ class Group:
     satisfied: bool | None
 
 
-def _month_of(column):
-    return extract("year", column) * 12 + extract("month", column) - 1
+class month_key(FunctionElement):
+    """A date's "YYYY-MM", cheaply: SQLite keeps dates as ISO text, PostgreSQL formats."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(month_key)
+def _month_key_default(element, compiler, **kw):
+    return "substr(%s, 1, 7)" % compiler.process(element.clauses, **kw)
+
+
+@compiles(month_key, "postgresql")
+def _month_key_postgresql(element, compiler, **kw):
+    return "to_char(%s, 'YYYY-MM')" % compiler.process(element.clauses, **kw)
+
+
+def _month_index(key: str | None) -> int | None:
+    return None if key is None else int(key[:4]) * 12 + int(key[5:7]) - 1
 
 
 def load_groups(session: Session, fiscal_year: FiscalYear, cut: dt.date) -> list[Group]:
     """One grouped query over the year's cases received by `cut`: what every cut's figures
     are counted from (purged cases included: retention keeps these columns)."""
-    referral = (
-        select(StatusEvent.report_id, func.min(StatusEvent.on).label("on"))
-        .where(StatusEvent.kind == EventKind.STATUS, StatusEvent.status == Status.REFERRED)
-        .group_by(StatusEvent.report_id)
-        .subquery()
+    # Only a referred case looks its referral up (by its own events, indexed). A purged
+    # case keeps its closing event but may have lost its referral's: it was referred
+    # before it closed, so its closing date stands in.
+    referral_on = (
+        select(func.min(StatusEvent.on))
+        .where(StatusEvent.report_id == Report.id, StatusEvent.kind == EventKind.STATUS, StatusEvent.status == Status.REFERRED)
+        .scalar_subquery()
     )
-    # A purged case keeps its closing event but may have lost its referral's: it was
-    # referred before it closed, so its closing date stands in.
-    referred_on = func.coalesce(referral.c.on, Report.closed_on)
+    referred = case((Report.referred_to.is_not(None), month_key(func.coalesce(referral_on, Report.closed_on))), else_=None)
     keys = (
-        _month_of(Report.received_on).label("received"),
+        month_key(Report.received_on).label("received"),
         Report.category,
-        Report.channel,
-        _month_of(Report.closed_on).label("closed"),
-        Report.outcome,
-        Report.referred_to,
-        case((Report.referred_to.is_not(None), _month_of(referred_on)), else_=None).label("referred"),
-        _month_of(Report.ack_due).label("ack_due"),
+        type_coerce(Report.channel, String()).label("channel"),
+        month_key(Report.closed_on).label("closed"),
+        type_coerce(Report.outcome, String()).label("outcome"),
+        type_coerce(Report.referred_to, String()).label("referred_to"),
+        referred.label("referred"),
+        month_key(Report.ack_due).label("ack_due"),
         case((and_(Report.acknowledged_on.is_not(None), Report.acknowledged_on <= Report.ack_due), 1), else_=0).label("ack_on_time"),
         Report.resolve_missed,
-        _month_of(Rating.rated_on).label("rated"),
+        month_key(Rating.rated_on).label("rated"),
         case((Rating.score >= SATISFIED_FROM, 1), (Rating.score.is_not(None), 0), else_=None).label("satisfied"),
     )
     query = (
         select(func.count().label("n"), *keys)
         .select_from(Report)
-        .outerjoin(referral, referral.c.report_id == Report.id)
         .outerjoin(Rating, Rating.report_id == Report.id)
         .where(Report.received_on >= fiscal_year.start, Report.received_on <= cut)
-        .group_by(*keys)
+        # By position: each key (a subquery among them) is computed once per row, not
+        # again for the grouping.
+        .group_by(*(literal_column(str(i)) for i in range(2, len(keys) + 2)))
     )
+    rows = session.connection().execute(query).all()  # Core rows: no ORM work per row
+    m = _month_index
     return [
-        Group(
-            count=row.n, received=int(row.received), category=row.category, channel=_value(row.channel),
-            closed=_int(row.closed), outcome=_value(row.outcome), agency=_value(row.referred_to),
-            referred=_int(row.referred), ack_due=int(row.ack_due), ack_on_time=bool(row.ack_on_time),
-            resolve_missed=bool(row.resolve_missed), rated=_int(row.rated),
-            satisfied=None if row.satisfied is None else bool(row.satisfied),
-        )
-        for row in session.execute(query)
+        Group(n, m(received), category, channel, m(closed), outcome, agency, m(referred), m(ack_due), bool(ack_on_time),
+              bool(missed), m(rated), None if satisfied is None else bool(satisfied))
+        for n, received, category, channel, closed, outcome, agency, referred, ack_due, ack_on_time, missed, rated, satisfied in rows
     ]
 
 
 def _int(value) -> int | None:
     return None if value is None else int(value)
-
-
-def _value(value) -> str | None:
-    return None if value is None else getattr(value, "value", str(value))
 
 
 @dataclass(frozen=True)
@@ -225,34 +237,51 @@ def empty_tables(organisation: Organisation) -> dict[str, dict[str, int]]:
 
 def count(groups: Iterable[Group], fiscal_year: FiscalYear, organisation: Organisation, cut: dt.date) -> Counts:
     """The raw figures as of `cut` (a month end), from `load_groups` of any later cut."""
-    c = _month(cut)
-    tables = empty_tables(organisation)
-    received = completed = 0
+    return count_cuts(groups, fiscal_year, organisation, [cut])[0]
 
-    def add(table: str, key: str, n: int) -> None:
-        tables[table][key] = tables[table].get(key, 0) + n
+
+def count_cuts(groups: Iterable[Group], fiscal_year: FiscalYear, organisation: Organisation, cuts: list[dt.date]) -> list[Counts]:
+    """The raw figures as of each cut, in one pass: each group is added to its table and
+    cell at the month it enters them, then the months are summed up to each cut."""
+    # (table or "received"/"completed", cell) -> {month index: cases}
+    entries: dict[tuple[str, str], dict[int, int]] = {}
+
+    def add(table: str, key: str, month: int, n: int) -> None:
+        by_month = entries.setdefault((table, key), {})
+        by_month[month] = by_month.get(month, 0) + n
 
     for g in groups:
-        if g.received > c:
-            continue
         n = g.count
-        received += n
-        add("quarter", f"q{(g.received % 12 - 9) % 12 // 3 + 1}", n)
-        add("category", g.category, n)
-        add("channel", g.channel, n)
-        if g.agency is not None and g.referred is not None and g.referred <= c:
-            add("referral", g.agency, n)
-        if g.ack_due <= c:
-            add("acknowledged", "on_time" if g.ack_on_time else "late", n)
-        if g.closed is not None and g.closed <= c:
-            completed += n
+        add("totals", "received", g.received, n)
+        add("quarter", f"q{(g.received % 12 - 9) % 12 // 3 + 1}", g.received, n)
+        add("category", g.category, g.received, n)
+        add("channel", g.channel, g.received, n)
+        if g.agency is not None and g.referred is not None:
+            add("referral", g.agency, max(g.referred, g.received), n)
+        add("acknowledged", "on_time" if g.ack_on_time else "late", g.ack_due, n)
+        if g.closed is not None:
+            closed = max(g.closed, g.received)
+            add("totals", "completed", closed, n)
             if g.outcome:
-                add("outcome", g.outcome, n)
-            add("resolved", "late" if g.resolve_missed else "on_time", n)
-        if g.rated is not None and g.rated <= c and g.satisfied is not None:
-            add("satisfaction", "satisfied" if g.satisfied else "not_satisfied", n)
-    totals = {"received": received, "completed": completed, "in_progress": received - completed}
-    return Counts(cut, totals, tables)
+                add("outcome", g.outcome, closed, n)
+            add("resolved", "late" if g.resolve_missed else "on_time", closed, n)
+        if g.rated is not None and g.satisfied is not None:
+            add("satisfaction", "satisfied" if g.satisfied else "not_satisfied", max(g.rated, g.received), n)
+    out = []
+    for cut in cuts:
+        c = _month(cut)
+        tables = empty_tables(organisation)
+        totals = {"received": 0, "completed": 0}
+        for (table, key), by_month in entries.items():
+            n = sum(v for month, v in by_month.items() if month <= c)
+            if table == "totals":
+                totals[key] = n
+            elif n or key not in tables[table]:
+                tables[table][key] = tables[table].get(key, 0) + n
+        totals["in_progress"] = totals["received"] - totals["completed"]
+        out.append(Counts(cut, {"received": totals["received"], "completed": totals["completed"],
+                                "in_progress": totals["in_progress"]}, tables))
+    return out
 
 
 # --------------------------------------------------------------------------- suppression
@@ -369,8 +398,7 @@ def publication(session: Session, organisation: Organisation, fiscal_year: Fisca
     missing = [c for c in fiscal_year.month_ends(cut) if c not in known]
     before = [c for c in known if c < missing[0]]
     earlier = hidden_cells(known[max(before)].tables) if before else {}
-    groups = load_groups(session, fiscal_year, cut)
-    counts = [count(groups, fiscal_year, organisation, c) for c in missing]
+    counts = count_cuts(load_groups(session, fiscal_year, cut), fiscal_year, organisation, missing)
     made = publish_sequence(counts, fiscal_year, organisation.small_count, earlier)
     for figures in made:
         session.add(Publication(

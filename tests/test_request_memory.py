@@ -238,8 +238,8 @@ def test_request_memory_every_post_page_within_bound(servers):
             ("officer_cases.assign", "/cases/1/assign", 400),
             ("officer_cases.add_note", "/cases/1/notes", 400),
             ("officer_cases.send_message", "/cases/1/messages", 400),
-            ("officer_summaries.write", "/reports/2569/h1/analysis", 400),
-            ("officer_summaries.sign_off", "/reports/2569/h1/sign-off", 400),
+            ("officer_summaries.write", "/summaries/2569/h1/analysis", 400),
+            ("officer_summaries.sign_off", "/summaries/2569/h1/sign-off", 400),
             ("officer_prevention.tag", "/cases/1/tags", 400),
         )
     }

@@ -64,10 +64,10 @@ def test_spread_nearest_rank():
 
 def test_officer_writes_supervisor_signs_off_and_it_is_public(year_of_cases, make_app, make_account, officer_browser):
     officer_browser.sign_in(make_account())
-    page = officer_browser.client.get("/reports/2569/h1?lang=en").get_data(as_text=True)
+    page = officer_browser.client.get("/summaries/2569/h1?lang=en").get_data(as_text=True)
     assert "Complaints received" in page
     response = officer_browser.client.post(
-        "/reports/2569/h1/analysis", data={**ANALYSIS, "csrf_token": csrf_token(page)}, content_type="multipart/form-data"
+        "/summaries/2569/h1/analysis", data={**ANALYSIS, "csrf_token": csrf_token(page)}, content_type="multipart/form-data"
     )
     assert response.status_code == 303
     public = year_of_cases.test_client()
@@ -76,8 +76,8 @@ def test_officer_writes_supervisor_signs_off_and_it_is_public(year_of_cases, mak
 
     officer_browser.client.post("/sign-out", data={"csrf_token": csrf_token(page)})
     officer_browser.sign_in(make_account("boss", role=Role.SUPERVISOR))
-    page = officer_browser.client.get("/reports/2569/h1").get_data(as_text=True)
-    assert officer_browser.client.post("/reports/2569/h1/sign-off", data={"csrf_token": csrf_token(page)}).status_code == 303
+    page = officer_browser.client.get("/summaries/2569/h1").get_data(as_text=True)
+    assert officer_browser.client.post("/summaries/2569/h1/sign-off", data={"csrf_token": csrf_token(page)}).status_code == 303
     with year_of_cases.app_context():
         actions = [e.action for e in db.session().scalars(select(AuditEntry).order_by(AuditEntry.seq))]
     assert "report_written" in actions and "report_signed_off" in actions
@@ -91,10 +91,10 @@ def test_sign_off_refused_before_the_period_ends(year_of_cases, make_account, of
         officer = db.session().scalar(select(Report))  # any row: only to have a session
         assert officer is not None
     officer_browser.sign_in(make_account("boss", role=Role.SUPERVISOR))
-    page = officer_browser.client.get("/reports/2569/year").get_data(as_text=True)
-    response = officer_browser.client.post("/reports/2569/year/sign-off?lang=en", data={"csrf_token": csrf_token(page)})
+    page = officer_browser.client.get("/summaries/2569/year").get_data(as_text=True)
+    response = officer_browser.client.post("/summaries/2569/year/sign-off?lang=en", data={"csrf_token": csrf_token(page)})
     assert response.status_code == 303, response.get_data(as_text=True)[:3000]
-    assert "can be signed off once its period is over" in officer_browser.client.get("/reports/2569/year?lang=en").get_data(as_text=True)
+    assert "can be signed off once its period is over" in officer_browser.client.get("/summaries/2569/year?lang=en").get_data(as_text=True)
 
 
 def _comparable(text: str) -> str:
@@ -116,7 +116,7 @@ def test_pdf_has_thai_text_shaped_and_extractable(year_of_cases, make_account, o
         summaries.save_analysis(db.session(), summaries.FiscalYear(2569), "h1", ANALYSIS["problems"] * 3,
                                 ANALYSIS["obstacles"], ANALYSIS["solutions"], writer, dt.date(2026, 5, 10))
     officer_browser.sign_in(account)
-    response = officer_browser.client.get("/reports/2569/h1.pdf")
+    response = officer_browser.client.get("/summaries/2569/h1.pdf")
     assert response.mimetype == "application/pdf" and response.data.startswith(b"%PDF")
     path = tmp_path / "summary.pdf"
     path.write_bytes(response.data)
@@ -138,7 +138,7 @@ def test_pdf_has_thai_text_shaped_and_extractable(year_of_cases, make_account, o
 
 def test_summary_csv_has_the_analysis_and_figures(year_of_cases, make_account, officer_browser):
     officer_browser.sign_in(make_account())
-    body = officer_browser.client.get("/reports/2569/h1.csv").get_data(as_text=True)
+    body = officer_browser.client.get("/summaries/2569/h1.csv").get_data(as_text=True)
     assert "2569,h1,2026-03-31,totals,received,3" in body
 
 

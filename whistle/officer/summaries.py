@@ -20,7 +20,7 @@ from ..models import Role
 from ..statistics import FiscalYear
 from . import current_account, roles
 
-bp = Blueprint("officer_summaries", __name__, url_prefix="/reports")
+bp = Blueprint("officer_summaries", __name__, url_prefix="/summaries")
 
 _LIMIT = Length(max=summaries.MAX_TEXT, message=_l("Please shorten this text to at most %(max)d characters.", max=summaries.MAX_TEXT))
 

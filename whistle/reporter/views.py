@@ -83,6 +83,12 @@ def _opened_case() -> intake.OpenedCase | None:
     return opened
 
 
+def _view_closed_nothing_sent():
+    """A form sent after the case view closed: nothing is stored, the code is asked again."""
+    flash(_("For your safety the case view closes after a while. Nothing was sent. Please type your code again."), "error")
+    return redirect(url_for(".status"), 303)
+
+
 def _form_problem(form) -> None:
     if form.csrf_token.errors:
         flash(_("This form had expired, so nothing was sent. Please check it and send it again."), "error")
@@ -231,8 +237,7 @@ def case():
 def reply():
     opened = _opened_case()
     if opened is None:
-        flash(_("For your safety the case view closes after a while. Nothing was sent. Please type your code again."), "error")
-        return redirect(url_for(".status"), 303)
+        return _view_closed_nothing_sent()
     form = ReplyForm()
     valid = form.validate_on_submit()
     uploads = request_uploads()
@@ -264,8 +269,7 @@ def reply():
 def rate():
     opened = _opened_case()
     if opened is None:
-        flash(_("For your safety the case view closes after a while. Nothing was sent. Please type your code again."), "error")
-        return redirect(url_for(".status"), 303)
+        return _view_closed_nothing_sent()
     form = RatingForm()
     if not form.validate_on_submit():
         _form_problem(form)

@@ -81,6 +81,7 @@ def test_officer_writes_supervisor_signs_off_and_it_is_public(year_of_cases, mak
     with year_of_cases.app_context():
         actions = [e.action for e in db.session().scalars(select(AuditEntry).order_by(AuditEntry.seq))]
     assert "report_written" in actions and "report_signed_off" in actions
+    officer_browser.wallclock.advance(61)  # the page lists what it read at most a minute ago
     report_page = public.get("/reports/2569/h1?lang=en").get_data(as_text=True)
     assert ANALYSIS["solutions"] in report_page and "Figures as of 31 March 2569 B.E." in report_page
     assert "/reports/2569/h1" in public.get("/statistics/2569").get_data(as_text=True)

@@ -9,7 +9,7 @@ import json
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 
 from .. import db, pdf, publication, security, statistics, summaries
-from ..extensions import settings, today
+from ..extensions import now, settings, today
 from ..i18n import select_locale
 from ..statistics import FiscalYear
 
@@ -27,7 +27,31 @@ def _year(year: int) -> FiscalYear:
 
 
 def _figures(fiscal_year: FiscalYear) -> statistics.Figures | None:
-    return statistics.current(db.session(), settings().organisation, fiscal_year, today())
+    """Today's cut of the year. A stored cut never changes, so each process keeps the
+    ones it has read."""
+    cut = statistics.cut_for(fiscal_year, today())
+    if cut is None:
+        return None
+    cache = current_app.extensions.setdefault("whistle.public_figures", {})
+    figures = cache.get((fiscal_year.year, cut))
+    if figures is None:
+        figures = statistics.publication(db.session(), settings().organisation, fiscal_year, cut, today())
+        cache[(fiscal_year.year, cut)] = figures
+    return figures
+
+
+#: Seconds a process goes on listing the signed-off reports it last read: a report a
+#: supervisor signs off appears on the statistics page within this time.
+REPORTS_TTL = 60
+
+
+def _signed_off(fiscal_year: FiscalYear) -> tuple[str, ...]:
+    cache = current_app.extensions.setdefault("whistle.public_reports", {})
+    read_at, keys = cache.get(fiscal_year.year, (None, ()))
+    if read_at is None or now() - read_at > REPORTS_TTL:
+        keys = tuple(summaries.signed_off_keys(db.session(), fiscal_year))
+        cache[fiscal_year.year] = (now(), keys)
+    return keys
 
 
 @bp.get("/statistics")
@@ -66,7 +90,7 @@ def statistics_page(year: int):
     embed = request.args.get("embed") == "1"
     key = (
         year, figures.cut_on if figures else None, select_locale(), embed,
-        tuple(summaries.signed_off_keys(db.session(), fiscal_year)),
+        _signed_off(fiscal_year),
     )
     cache = current_app.extensions.setdefault("whistle.public_pages", {})
     body = cache.get(key)

@@ -146,3 +146,14 @@ class TestManual:
     def test_manual_leaves_out_what_is_not_set(self, client):
         page = client.get("/manual?lang=en").get_data(as_text=True)
         assert "By telephone" not in page and "By e-mail" not in page and "within 7 days" in page
+
+
+def test_manual_pdf_in_thai_from_the_settings(client, tmp_path):
+    import subprocess
+
+    response = client.get("/manual.pdf")
+    assert response.mimetype == "application/pdf" and response.data.startswith(b"%PDF")
+    path = tmp_path / "manual.pdf"
+    path.write_bytes(response.data)
+    text = subprocess.run(["pdftotext", "-raw", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    assert "คู่มือ" in text and "1205" in text

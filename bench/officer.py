@@ -52,7 +52,7 @@ def _apps(instance: Path, database_url: str, wallclock):
     cheap = CodeCost(1, 256, 1)
     config = {
         "instance_path": instance, "secret_key": "bench-" + secrets.token_hex(24), "database_url": database_url,
-        "code_cost": cheap, "password_cost": cheap, "ratelimit_enabled": False, "wallclock": wallclock, "max_files": 10,
+        "unsafe_code_cost": cheap, "password_cost": cheap, "ratelimit_enabled": False, "wallclock": wallclock, "max_files": 10,
     }
     reporters = create_app(dict(config), require_recipients=False)
     officers = create_officer_app(dict(config), require_recipients=False)

@@ -221,6 +221,9 @@ def test_request_memory_every_post_page_within_bound(servers):
         "reporter.close": [
             ("the most fields", "/case/close", _form_fields(token), "application/x-www-form-urlencoded", 303),
         ],
+        "reporter.rate": [
+            ("the most fields", "/case/rate", _form_fields(token), "application/x-www-form-urlencoded", 400),
+        ],
     }
     sign_in_token = live.Browser(officer_server.port).token("/sign-in")
     officer_cases = {
@@ -239,6 +242,9 @@ def test_request_memory_every_post_page_within_bound(servers):
             ("officer_identity.request_reveal", "/cases/1/identity/request", 400),
             ("officer_identity.open_identity", "/cases/1/identity/open", 400),
             ("officer_identity.decide", "/identity-requests/1/decide", 400),
+            ("officer_summaries.write", "/summaries/2569/h1/analysis", 400),
+            ("officer_summaries.sign_off", "/summaries/2569/h1/sign-off", 400),
+            ("officer_prevention.tag", "/cases/1/tags", 400),
         )
     }
     assert sign_in_token

@@ -84,6 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, require_recipients:
     officer public key and the recovery public key.
     """
     from . import ratelimit, visits
+    from .public.views import bp as public_bp
     from .reporter.views import bp as reporter_bp
 
     app = _base_app(test_config, require_recipients, "reporter")
@@ -92,6 +93,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, require_recipients:
     app.jinja_env.globals["base_layout"] = "base.html"
     app.jinja_env.globals["home_endpoint"] = "reporter.landing"
     app.register_blueprint(reporter_bp)
+    app.register_blueprint(public_bp)
     ratelimit.init_app(app, app.extensions["whistle.settings"])
     return app
 

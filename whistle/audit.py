@@ -41,7 +41,8 @@ ACTIONS = frozenset(
         "status_change", "assign", "deadline_extended", "message_sent", "note_added",
         "tip_recorded", "identity_requested", "identity_approved", "identity_refused",
         "identity_revealed", "key_added", "key_retired", "access_granted", "rewrap",
-        "recovery_used", "report_signed_off", "report_published", "tags_changed",
+        "recovery_used", "report_written", "report_signed_off", "report_published", "tags_changed",
+        "rating_read",
         "audit_viewed", "settings_viewed",
     }
 )

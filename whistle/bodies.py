@@ -45,6 +45,11 @@ def upload_cap(s: Settings) -> BodyCap:
     return BodyCap(total=s.max_content_length, field=s.max_field_bytes, parts=16 + s.max_files)
 
 
+def analysis_cap(s: Settings) -> BodyCap:
+    """A summary report's written analysis: three long texts, Thai percent-encoded."""
+    return BodyCap(total=1024 * KiB, field=256 * KiB, parts=8)
+
+
 #: endpoint -> its cap for a multipart/form-data body; any other endpoint, and any other
 #: kind of body, gets `FORM`.
 BODY_CAPS = {
@@ -52,6 +57,7 @@ BODY_CAPS = {
     "reporter.reply": upload_cap,
     "officer_cases.send_message": upload_cap,
     "officer_record.record_tip": upload_cap,
+    "officer_summaries.write": analysis_cap,
 }
 
 

@@ -38,6 +38,7 @@ from .models import (
     Message,
     Note,
     Outcome,
+    Rating,
     Report,
     Status,
     StatusEvent,
@@ -333,6 +334,7 @@ def record_extension(session: Session, report: Report, new_due: dt.date, actor: 
 
 TIP_SLOT = "tip"
 IDENTITY_SLOT = "identity"
+RATING_SLOT = "rating"
 
 
 def message_slot(seq: int, author: Author) -> str:
@@ -365,7 +367,7 @@ class SealedItem:
     case's reporter key too, besides the officers and the recovery key; `signed` items
     were signed by the officer who wrote them."""
 
-    row: Report | Message | Note | Attachment
+    row: Report | Message | Note | Attachment | Rating
     column: str
     kind: str
     slot: str
@@ -394,3 +396,5 @@ def sealed_items(report: Report) -> Iterator[SealedItem]:
     for attachment in report.attachments:
         yield SealedItem(attachment, "meta", "envelope", file_slot(attachment.blob_name, "meta"))
         yield SealedItem(attachment, "wraps", "file", file_slot(attachment.blob_name, "data"))
+    if report.rating is not None and report.rating.comment is not None:
+        yield SealedItem(report.rating, "comment", "envelope", RATING_SLOT)

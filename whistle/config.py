@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +36,18 @@ DEFAULT_CATEGORIES = (
     "public_property",
     "unfair_service",
     "abuse_of_authority",
+    "other",
+)
+
+
+#: Kinds of weakness a case may show, for the analysis for prevention (measure 3.2).
+DEFAULT_WEAKNESSES = (
+    "procedure_unclear",
+    "no_separation_of_duties",
+    "weak_oversight",
+    "discretion_unchecked",
+    "information_not_public",
+    "conflict_not_declared",
     "other",
 )
 
@@ -68,9 +81,48 @@ class Organisation:
     #: Public holidays for working days: whistle/data/thai_holidays.toml, plus and minus
     #: the organisation's own changes (holidays_extra, holidays_removed in config.toml).
     holidays: frozenset[dt.date] = frozenset()
+    #: Public statistics (DESIGN §8): a breakdown count from 1 to `small_count` - 1 is
+    #: suppressed; the satisfaction share is reported against `satisfaction_target` %.
+    small_count: int = 5
+    satisfaction_target: int = 80
+    #: Origins (e.g. "https://www.example.go.th") whose pages may embed the statistics
+    #: page: its `frame-ancestors`. No other page may be framed.
+    embed_origins: tuple[str, ...] = ()
+    #: The ITA items each public page answers, labelled as this year's assessment numbers
+    #: them: {"statistics": "O33", "manual": "O32", "reports": "O34"}.
+    ita_items: dict[str, str] = field(default_factory=dict)
+    #: Analysis for prevention: the units a case concerns and the kinds of weakness it
+    #: shows, as officers tag them (never published).
+    units: tuple[Category, ...] = ()
+    weaknesses: tuple[Category, ...] = tuple(Category(k) for k in DEFAULT_WEAKNESSES)
+    #: The handling manual's own words: the `[organisation.manual]` table (Manual below).
+    manual: "Manual" = field(default_factory=lambda: Manual())
 
     def category(self, key: str) -> Category | None:
         return next((c for c in self.categories if c.key == key), None)
+
+
+@dataclass(frozen=True)
+class Manual:
+    """What the handling manual says of this organisation (`[organisation.manual]`).
+
+    Every text comes in Thai and English (`*_th`, `*_en`); an empty one is left out of
+    the page, never shown as a placeholder.
+    """
+
+    unit_th: str = ""  # the responsible unit, e.g. "ศูนย์ปฏิบัติการต่อต้านการทุจริต สำนักปลัดเทศบาล"
+    unit_en: str = ""
+    officer_title_th: str = ""  # who handles the complaints, by title
+    officer_title_en: str = ""
+    supervisor_title_th: str = ""  # who oversees them and signs the reports off
+    supervisor_title_en: str = ""
+    phone: str = ""
+    email: str = ""
+    address_th: str = ""  # where letters go and walk-in reports are taken
+    address_en: str = ""
+    office_hours_th: str = ""
+    office_hours_en: str = ""
+    website: str = ""  # this channel's public address, as printed on the manual
 
 
 @dataclass(frozen=True)
@@ -310,12 +362,56 @@ def _organisation(data: dict[str, Any]) -> Organisation:
         if not values["categories"]:
             raise ConfigError("`categories` in config.toml is empty.")
     values["holidays"] = _holidays(table)
+    values.update(_transparency(table))
     organisation = Organisation(**values)
     if organisation.ack_days < 1 or organisation.resolve_days < organisation.ack_days:
         raise ConfigError("ack_days must be 1 or more, and resolve_days at least ack_days.")
     if organisation.day_count not in ("calendar", "working"):
         raise ConfigError('day_count must be "calendar" or "working".')
+    if organisation.small_count < 2:
+        raise ConfigError("small_count must be 2 or more: counts below it are suppressed.")
     return organisation
+
+
+def _choices(raw: Any, name: str) -> tuple[Category, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"`{name}` in config.toml must be a list of keys or tables {{key, label_th, label_en}}.")
+    return tuple(
+        Category(str(c["key"]), c.get("label_th"), c.get("label_en")) if isinstance(c, dict) else Category(str(c)) for c in raw
+    )
+
+
+def _transparency(table: dict[str, Any]) -> dict[str, Any]:
+    """The settings of the public statistics, the manual and the analysis for prevention."""
+    values: dict[str, Any] = {}
+    for key in ("small_count", "satisfaction_target"):
+        if key in table:
+            values[key] = int(table[key])
+    origins = _env("EMBED_ORIGINS")
+    raw_origins = origins.split() if origins is not None else table.get("embed_origins", [])
+    for origin in raw_origins:
+        if not isinstance(origin, str) or not _ORIGIN.fullmatch(origin):
+            raise ConfigError(f"embed_origins: {origin!r} is not an origin such as https://www.example.go.th")
+    values["embed_origins"] = tuple(raw_origins)
+    items = table.get("ita_items", {})
+    if not isinstance(items, dict):
+        raise ConfigError("`ita_items` in config.toml must be a table: [organisation.ita_items].")
+    values["ita_items"] = {str(k): str(v) for k, v in items.items()}
+    for key in ("units", "weaknesses"):
+        if key in table:
+            values[key] = _choices(table[key], key)
+    manual = table.get("manual", {})
+    if not isinstance(manual, dict):
+        raise ConfigError("`manual` in config.toml must be a table: [organisation.manual].")
+    unknown = set(manual) - set(Manual.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"[organisation.manual] has unknown settings: {', '.join(sorted(unknown))}.")
+    values["manual"] = Manual(**{k: str(v) for k, v in manual.items()})
+    return values
+
+
+#: A scheme, a host and an optional port: what a frame-ancestors source may be here.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 def with_changes(settings: Settings, **changes: Any) -> Settings:

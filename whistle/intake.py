@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from sqlalchemy import exists, func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from . import audit, cases, codes, crypto, items, keyring
 from .codes import CodeCost, TrackingCode
 from .config import Settings
 from .ephemeral import EphemeralStore
-from .models import Account, Agency, Attachment, Author, Channel, EventKind, Message, Outcome, Report, Status, StatusEvent
+from .models import Account, Agency, Attachment, Author, Channel, EventKind, Message, Outcome, Rating, Report, Status, StatusEvent
 from .storage import BlobStore
 from .uploads import SealingUpload, UploadNotKept
 
@@ -96,6 +96,8 @@ class CaseView:
     identity_given: bool
     identity_opened_on: dt.date | None
     messages: list[ThreadMessage] = field(default_factory=list)
+    #: The reporter's rating of the handling (1 to 5), once given.
+    rating: int | None = None
 
 
 def _unique_lookup(session: Session, server_key: bytes) -> TrackingCode:
@@ -474,6 +476,7 @@ def view_case(session: Session, trust: keyring.Trust, opened: OpenedCase) -> Cas
         identity_given=report.identity is not None,
         identity_opened_on=opened_on[0] if opened_on else None,
         messages=thread,
+        rating=report.rating.score if report.rating is not None else None,
     )
 
 
@@ -565,3 +568,31 @@ def add_message(
 def read_tip(report: Report, private_key: crypto.PrivateKey) -> dict[str, str]:
     """The reporter's fields, opened with an officer's or the recovery key."""
     return items.open_tip(report, private_key)
+
+
+# --------------------------------------------------------------------------- satisfaction
+
+
+class CannotRate(Exception):
+    """The case is not closed yet, or was rated already (one rating per case)."""
+
+
+def rate_case(
+    session: Session, trust: keyring.Trust, report_id: int, score: int, comment: str, today: dt.date
+) -> None:
+    """The reporter rates the handling of their closed case, once: a score from 1 to 5
+    (counted by the statistics) and optional words sealed to the officers. Commits."""
+    if not 1 <= score <= 5:
+        raise ValueError("a score is 1 to 5")
+    report = _opened_report(session, report_id)
+    if report.status is not Status.CLOSED or report.rating is not None:
+        raise CannotRate()
+    rating = Rating(score=score, rated_on=today)
+    if comment:
+        rating.comment = items.seal_rating_comment(report, comment, keyring.recipients(session, trust))
+    report.rating = rating
+    try:
+        session.commit()
+    except IntegrityError:  # rated in another request at the same moment: the first stands
+        session.rollback()
+        raise CannotRate() from None

@@ -11,7 +11,8 @@ bound to nothing, so an officer's legacy message is not shown to the reporter un
 re-bound (`whistle keys rebind`).
 
 Plaintexts: the tip is a JSON object of the reporter's fields; the identity a reporter
-chose to give is a JSON object {"name", "contact"}, sealed apart from the tip; a message or a note is a
+chose to give is a JSON object {"name", "contact"}, sealed apart from the tip; the rating's
+comment is {"comment"}; a message or a note is a
 JSON object {"text", "files"}, where "files" lists the id and SHA-256 of each attached
 file, so an officer's signature covers the files too; a file's metadata is a JSON object
 {"name", "type", "size", "cleaned", "sha256", "in"}, "in" naming the item it belongs to.
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from . import crypto
-from .cases import context, file_slot, message_slot, note_slot, IDENTITY_SLOT, TIP_SLOT
+from .cases import IDENTITY_SLOT, RATING_SLOT, TIP_SLOT, context, file_slot, message_slot, note_slot
 from .models import Attachment, Author, Message, Note, Report
 
 
@@ -68,6 +69,22 @@ def open_identity(report: Report, key: crypto.PrivateKey) -> dict[str, str]:
     if not isinstance(doc, dict):
         raise crypto.OpenError()
     return {k: str(doc.get(k) or "") for k in IDENTITY_FIELDS}
+
+
+# --------------------------------------------------------------------------- the rating's comment
+
+
+def seal_rating_comment(report: Report, comment: str, recipients: Sequence[crypto.PublicKey]) -> bytes:
+    """The reporter's comment on the handling, sealed to the officers and the recovery key."""
+    return crypto.seal(_json({"comment": comment}), recipients, context(report, RATING_SLOT))
+
+
+def open_rating_comment(report: Report, sealed: bytes, key: crypto.PrivateKey) -> str:
+    """`crypto.OpenError` if this key cannot open it here."""
+    doc = json.loads(crypto.open_sealed(sealed, key, context(report, RATING_SLOT)))
+    if not isinstance(doc, dict) or not isinstance(doc.get("comment"), str):
+        raise crypto.OpenError()
+    return doc["comment"]
 
 
 # --------------------------------------------------------------------------- files

@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    SmallInteger,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -185,6 +186,7 @@ class Report(Base):
     identity_requests: Mapped[list[IdentityRequest]] = relationship(
         back_populates="report", cascade="all, delete-orphan", order_by="IdentityRequest.id"
     )
+    rating: Mapped[Rating | None] = relationship(back_populates="report")
 
 
 class StatusEvent(Base):
@@ -343,3 +345,76 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+# --------------------------------------------------------------------------- transparency
+
+
+class Rating(Base):
+    """The reporter's rating of how their closed case was handled: one per case.
+
+    `score` (1 to 5) is counted by the statistics and stays after a purge; `comment`, the
+    reporter's optional words, is sealed to the officers and the recovery key (slot
+    "rating") and is emptied by a purge like every other secret.
+    """
+
+    __tablename__ = "ratings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), unique=True)
+    score: Mapped[int] = mapped_column(SmallInteger)
+    rated_on: Mapped[dt.date] = mapped_column(Date)
+    comment: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+
+    report: Mapped[Report] = relationship(back_populates="rating")
+
+
+class Publication(Base):
+    """The public figures of one fiscal year as of one cut (a month's end), frozen when
+    first published (statistics.py): every later download of that cut is the same, and
+    later cuts are suppressed consistently with it. `figures` is the JSON of
+    docs/statistics.md, already suppressed: no raw small count is stored here."""
+
+    __tablename__ = "publications"
+    __table_args__ = (UniqueConstraint("fiscal_year", "cut_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fiscal_year: Mapped[int] = mapped_column(Integer)  # the Buddhist Era year it ends in
+    cut_on: Mapped[dt.date] = mapped_column(Date)
+    made_on: Mapped[dt.date] = mapped_column(Date)
+    figures: Mapped[str] = mapped_column(Text)
+
+
+class SummaryReport(Base):
+    """An executive summary of a half or a whole fiscal year: the officers' written
+    analysis (not tip content: their own words about the handling), and its sign-off by a
+    supervisor, after which it is public."""
+
+    __tablename__ = "summary_reports"
+    __table_args__ = (UniqueConstraint("fiscal_year", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fiscal_year: Mapped[int] = mapped_column(Integer)
+    period: Mapped[str] = mapped_column(String(8))  # "h1" (October to March) or "year"
+    problems: Mapped[str] = mapped_column(Text, default="")
+    obstacles: Mapped[str] = mapped_column(Text, default="")
+    solutions: Mapped[str] = mapped_column(Text, default="")
+    written_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), default=None)
+    written_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    signed_off_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), default=None)
+    signed_off_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
+
+    signer: Mapped[Account | None] = relationship(foreign_keys=[signed_off_by])
+
+
+class PreventionTag(Base):
+    """What a case teaches for prevention: the unit it concerns and the kind of weakness
+    it shows, from the organisation's lists. Officers' and supervisors' pages only."""
+
+    __tablename__ = "prevention_tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), unique=True)
+    unit: Mapped[str] = mapped_column(String(64))
+    weakness: Mapped[str] = mapped_column(String(64))
+    tagged_on: Mapped[dt.date] = mapped_column(Date)

@@ -28,6 +28,7 @@ LIMITED_ENDPOINTS = {
     "reporter.report": "ratelimit_submit",
     "reporter.status": "ratelimit_status",
     "reporter.reply": "ratelimit_reply",
+    "reporter.rate": "ratelimit_reply",
     "officer_auth.sign_in": "ratelimit_signin",
     # Every other POST too (tests/test_request_memory.py checks that none is left out).
     "reporter.saved": "ratelimit_other",
@@ -45,6 +46,9 @@ LIMITED_ENDPOINTS = {
     "officer_identity.request_reveal": "ratelimit_officer",
     "officer_identity.open_identity": "ratelimit_officer",
     "officer_identity.decide": "ratelimit_officer",
+    "officer_summaries.write": "ratelimit_officer",
+    "officer_summaries.sign_off": "ratelimit_officer",
+    "officer_prevention.tag": "ratelimit_officer",
 }
 
 

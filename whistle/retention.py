@@ -6,8 +6,9 @@ the sealed content, the tracking-code salt and verifier, and the reporter's publ
 The lookup digits are replaced by a value no tracking code can have (`x` + the case
 number), so the case's code then finds no case at all and the status page answers exactly
 as for an unknown code. What stays is the row's workflow metadata (channel, category,
-status, outcome, received_on, the deadlines, closed_on, purged_on) and the first
-acknowledgement and the closing events, so the public statistics, including the share
+status, outcome, received_on, the deadlines, closed_on, purged_on), the score of the
+reporter's rating (its comment is emptied), and the first acknowledgement and the closing
+events, so the public statistics, including the share
 handled within the deadlines, still count the case.
 
 The secret columns stay NOT NULL: a purged row holds empty values, and `purged_on` says
@@ -24,12 +25,12 @@ import datetime as dt
 import logging
 from typing import Iterator, Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .cases import CHILD_TABLES, REPORT_SEALED_COLUMNS
-from .models import Attachment, Report, Status, StatusEvent
+from .models import Attachment, Rating, Report, Status, StatusEvent
 from .storage import BlobStore
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ def _wipe(session: Session, ids: list[int], today: dt.date) -> list[str]:
     session.execute(
         delete(StatusEvent).where(StatusEvent.report_id.in_(ids), StatusEvent.id.not_in(kept))
     )
+    # The rating's score stays (the satisfaction share counts it); its words go.
+    session.execute(update(Rating).where(Rating.report_id.in_(ids)).values(comment=None))
     for report in session.scalars(select(Report).where(Report.id.in_(ids))):
         report.lookup = f"x{report.id}"  # digits only in a code: no code can find it again
         for column, emptied in REPORT_SEALED_COLUMNS.items():

@@ -89,6 +89,8 @@ def init_app(app: Flask) -> None:
     from .cases import bp as cases_bp
     from .identity import bp as identity_bp
     from .record import bp as record_bp
+    from .prevention import bp as prevention_bp
+    from .summaries import bp as summaries_bp
     from .views import bp as views_bp
 
     app.config["SESSION_COOKIE_NAME"] = "whistle_officer"
@@ -100,4 +102,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(cases_bp)
     app.register_blueprint(record_bp)
     app.register_blueprint(identity_bp)
+    app.register_blueprint(summaries_bp)
+    app.register_blueprint(prevention_bp)
     app.before_request(_require_sign_in)

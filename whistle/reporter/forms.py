@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, MultipleFileField, SelectField, StringField, TextAreaField
+from wtforms import HiddenField, MultipleFileField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from ..codes import MalformedCode, WrongLength, parse_code
@@ -102,3 +102,20 @@ class ReplyForm(FlaskForm):
 
 class CloseForm(FlaskForm):
     pass
+
+
+class RatingForm(FlaskForm):
+    """How satisfied the reporter is with the handling of their closed case."""
+
+    score = RadioField(
+        _l("How satisfied are you with how your report was handled?"),
+        choices=[
+            ("5", _l("5: very satisfied")),
+            ("4", _l("4: satisfied")),
+            ("3", _l("3: neither satisfied nor dissatisfied")),
+            ("2", _l("2: dissatisfied")),
+            ("1", _l("1: very dissatisfied")),
+        ],
+        validators=[DataRequired(_l("Please choose one answer."))],
+    )
+    comment = _text(_l("Anything you would like to tell the officers about the handling (optional; only they can read it)"), 2_000)

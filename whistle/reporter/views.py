@@ -17,7 +17,7 @@ from ..extensions import server_key, settings, state, today, trust
 from ..labels import OUTCOME_LABELS, STATUS_LABELS, category_choices, category_label
 from ..models import Author
 from ..uploads import SealingUpload, blob_store, request_uploads
-from .forms import CloseForm, ReceiptForm, ReplyForm, ReportForm, SavedForm, StatusForm
+from .forms import CloseForm, RatingForm, ReceiptForm, ReplyForm, ReportForm, SavedForm, StatusForm
 
 bp = Blueprint("reporter", __name__)
 
@@ -81,6 +81,12 @@ def _opened_case() -> intake.OpenedCase | None:
     if opened is None:
         session.pop("case", None)
     return opened
+
+
+def _view_closed_nothing_sent():
+    """A form sent after the case view closed: nothing is stored, the code is asked again."""
+    flash(_("For your safety the case view closes after a while. Nothing was sent. Please type your code again."), "error")
+    return redirect(url_for(".status"), 303)
 
 
 def _form_problem(form) -> None:
@@ -201,7 +207,7 @@ def status():
     return redirect(url_for(".case"), 303)
 
 
-def _render_case(opened: intake.OpenedCase, reply_form: ReplyForm, status: int = 200):
+def _render_case(opened: intake.OpenedCase, reply_form: ReplyForm, status: int = 200, rating_form: RatingForm | None = None):
     s = settings()
     view = intake.view_case(db.session(), trust(), opened)
     return render_template(
@@ -212,6 +218,7 @@ def _render_case(opened: intake.OpenedCase, reply_form: ReplyForm, status: int =
         status_labels=STATUS_LABELS,
         outcome_labels=OUTCOME_LABELS,
         reply_form=reply_form,
+        rating_form=rating_form or RatingForm(),
         close_form=CloseForm(),
         max_files=s.max_files,
         max_mb=s.max_file_bytes // (1024 * 1024),
@@ -232,8 +239,7 @@ def case():
 def reply():
     opened = _opened_case()
     if opened is None:
-        flash(_("For your safety the case view closes after a while. Nothing was sent. Please type your code again."), "error")
-        return redirect(url_for(".status"), 303)
+        return _view_closed_nothing_sent()
     form = ReplyForm()
     valid = form.validate_on_submit()
     uploads = request_uploads()
@@ -259,6 +265,24 @@ def reply():
     _form_problem(form)
     form.files.errors = list(form.files.errors) + file_errors + _reattach_notice(uploads)
     return _render_case(opened, form, 400)
+
+
+@bp.post("/case/rate")
+def rate():
+    opened = _opened_case()
+    if opened is None:
+        return _view_closed_nothing_sent()
+    form = RatingForm()
+    if not form.validate_on_submit():
+        _form_problem(form)
+        return _render_case(opened, ReplyForm(), 400, rating_form=form)
+    try:
+        intake.rate_case(db.session(), trust(), opened.report_id, int(form.score.data), (form.comment.data or "").strip(), today())
+    except intake.CannotRate:
+        flash(_("This report cannot be rated: it is not closed yet, or it was rated already."), "error")
+        return redirect(url_for(".case"), 303)
+    flash(_("Thank you. Your rating was recorded."), "success")
+    return redirect(url_for(".case"), 303)
 
 
 @bp.errorhandler(intake.UnknownCode)

@@ -30,7 +30,7 @@ translations: $(STAMP)
 # The benchmarks of docs/benchmarks.md; each prints its figures and its ratio against
 # a reference measured in the same run. All run; the target fails if any missed.
 bench: $(STAMP)
-	@status=0; for b in submit file_encrypt upload_memory clean; do \
+	@status=0; for b in submit file_encrypt upload_memory clean rewrap; do \
 		$(VENV)/bin/python bench/$$b.py || status=1; done; exit $$status
 
 # The load run of docs/benchmarks.md: gunicorn with deploy/gunicorn.conf.py against the local

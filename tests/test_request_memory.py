@@ -245,8 +245,21 @@ def test_request_memory_every_post_page_within_bound(servers):
             ("officer_summaries.write", "/summaries/2569/h1/analysis", 400),
             ("officer_summaries.sign_off", "/summaries/2569/h1/sign-off", 400),
             ("officer_prevention.tag", "/cases/1/tags", 400),
+            ("officer_access.certify", "/access/certify", 400),
+            ("officer_access.start_rewrap", "/access/rewrap", 400),
+            ("officer_admin.create", "/admin/accounts/new", 400),
+            ("officer_admin.reset_passphrase", "/admin/accounts/1/passphrase", 400),
+            ("officer_admin.set_email", "/admin/accounts/1/email", 400),
+            ("officer_admin.disable", "/admin/accounts/1/disable", 400),
+            ("officer_admin.retire_key", "/admin/accounts/1/retire-key", 400),
+            ("officer_admin.reset_second_factor", "/admin/accounts/1/second-factor", 400),
         )
     }
+    # The custodian's page reads its key file into memory: a file past its cap, within the
+    # page's body cap, is dropped as it arrives.
+    officer_cases["officer_access.certify"].append(
+        ("a key file past its cap", "/access/certify", *live.multipart({"csrf_token": "x"}, [("recovery.key", os.urandom(60_000))]), 400)
+    )
     assert sign_in_token
 
     # Every POST page of both apps is here.

@@ -51,6 +51,12 @@ class AccountError(ValueError):
     """An account cannot be created or changed this way; the message says why."""
 
 
+def generate_passphrase() -> str:
+    """A one-time passphrase: six groups of five lowercase letters and digits (about 148
+    bits), easy to copy from paper."""
+    return "-".join("".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(5)) for _ in range(6))
+
+
 def normalise_username(name: str) -> str:
     return unicodedata.normalize("NFKC", name or "").strip().lower()[:64]
 
@@ -297,3 +303,70 @@ def change_passphrase(
     audit.record(session, "passphrase_changed", account)
     session.commit()
     return private_key
+
+
+# --------------------------------------------------------------------------- administration
+#
+# What an admin does to an account. None of it touches a key: an officer's key is sealed
+# under their own passphrase, which nobody else can reset (access.py removes an officer).
+# The caller ends the account's sessions (officer/sessions.py) once these have committed.
+
+
+def _not_self(account: Account, by: Account) -> None:
+    if account.id == by.id:
+        raise AccountError("use your own passphrase page, or ask another administrator")
+
+
+def stage_disable(session: Session, account: Account, by: Account, today: dt.date) -> None:
+    """Refuse the account every sign-in from now on, in the caller's transaction."""
+    _not_self(account, by)
+    if account.disabled_on is None:
+        account.disabled_on = today
+        audit.record(session, "account_disabled", by, target=account.username)
+
+
+def disable(session: Session, account: Account, by: Account, today: dt.date) -> None:
+    """`stage_disable`, committed. An officer's key is retired with it: access.remove_officer."""
+    stage_disable(session, account, by, today)
+    session.commit()
+
+
+def reset_passphrase(session: Session, hashing: crypto.PasswordHashing, account: Account, by: Account) -> str:
+    """A new one-time passphrase for a supervisor or an admin, returned to be handed over
+    and changed at the next sign-in. An officer's cannot be reset: it seals their key.
+    Commits."""
+    _not_self(account, by)
+    if account.role is Role.OFFICER:
+        raise AccountError("an officer's passphrase seals their key: nobody can reset it")
+    passphrase = generate_passphrase()
+    account.password_hash = hashing.hash(passphrase)
+    account.must_change_passphrase = True
+    audit.record(session, "passphrase_reset", by, target=account.username)
+    session.commit()
+    return passphrase
+
+
+def reset_second_factor(session: Session, account: Account, by: Account) -> None:
+    """Forget the account's TOTP secret and recovery codes: the person enrols again at
+    their next sign-in (their passphrase is still needed). Commits."""
+    _not_self(account, by)
+    account.totp_secret = None
+    account.totp_enrolled_on = None
+    account.totp_last_step = 0
+    account.recovery_codes = "[]"
+    audit.record(session, "second_factor_reset", by, target=account.username)
+    session.commit()
+
+
+MAX_EMAIL = 254
+
+
+def set_email(session: Session, account: Account, email: str, by: Account) -> None:
+    """Where notices go (notify.py); empty: none. Commits."""
+    email = (email or "").strip()
+    if email and (len(email) > MAX_EMAIL or email.count("@") != 1 or any(c.isspace() or c in "<>,;\"'" for c in email)
+                  or not all(email.split("@"))):
+        raise AccountError("this is not an e-mail address")
+    account.email = email or None
+    audit.record(session, "account_changed", by, target=account.username, change="email")
+    session.commit()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from .models import Account, AuditEntry, AuditHead
@@ -42,8 +42,8 @@ ACTIONS = frozenset(
         "tip_recorded", "identity_requested", "identity_approved", "identity_refused",
         "identity_revealed", "key_added", "key_retired", "access_granted", "rewrap",
         "recovery_used", "report_written", "report_signed_off", "report_published", "tags_changed",
-        "rating_read",
-        "audit_viewed", "settings_viewed",
+        "rating_read", "audit_viewed", "settings_viewed", "key_certified", "key_revoked", "passphrase_reset",
+        "second_factor_reset", "notices_sent",
     }
 )
 
@@ -103,6 +103,48 @@ def record(
     return entry
 
 
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[AuditEntry]
+    total: int
+    page: int
+    pages: int
+
+
+PER_PAGE = 100
+
+
+def entries(session: Session, *, case_id: int | None = None, actor_id: int | None = None, page: int = 1) -> Page:
+    """One page of the trail, newest first, filtered by case and by person."""
+    conditions = []
+    if case_id is not None:
+        conditions.append(AuditEntry.case_id == case_id)
+    if actor_id is not None:
+        conditions.append(AuditEntry.actor_id == actor_id)
+    total = session.scalar(select(func.count()).select_from(AuditEntry).where(*conditions)) or 0
+    pages = max(1, -(-total // PER_PAGE))
+    page = min(max(1, page), pages)
+    rows = session.scalars(
+        select(AuditEntry).where(*conditions).order_by(AuditEntry.seq.desc()).limit(PER_PAGE).offset((page - 1) * PER_PAGE)
+    ).all()
+    return Page(list(rows), total, page, pages)
+
+
+def details(entry: AuditEntry) -> list[tuple[str, str]]:
+    """An entry's details as (name, value) pairs to show; never anything but what
+    `record` was given (which never holds content)."""
+    try:
+        doc = json.loads(entry.detail)
+    except ValueError:
+        return [("detail", entry.detail)]
+    if not isinstance(doc, dict):
+        return [("detail", str(doc))]
+    return [(str(k), v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)) for k, v in sorted(doc.items())]
+
+
 # --------------------------------------------------------------------------- checking
 
 
@@ -122,7 +164,7 @@ def _walk(entries: Iterable[AuditEntry]) -> tuple[Break | None, dict[int, bytes]
     prev, expected_seq = GENESIS, 1
     for e in entries:
         if e.seq != expected_seq:
-            reason = "missing" if e.seq > expected_seq else "out of order"
+            reason = "missing or moved" if e.seq > expected_seq else "out of order"
             return Break(expected_seq, f"{reason} (found entry {e.seq} where entry {expected_seq} belongs)"), hashes
         if e.prev_hash != prev:
             return Break(e.seq, "does not follow the entry before it (its link was changed, or an entry was removed)"), hashes

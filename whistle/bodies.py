@@ -50,6 +50,13 @@ def analysis_cap(s: Settings) -> BodyCap:
     return BodyCap(total=1024 * KiB, field=256 * KiB, parts=8)
 
 
+def key_file_cap(_s: Settings) -> BodyCap:
+    """The custodian's page: one key file (read in memory, uploads.MEMORY_UPLOADS), a
+    passphrase, a box and a token. Werkzeug holds its unparsed read buffer within the field
+    cap, so that stays the whole body's."""
+    return BodyCap(total=64 * KiB, field=64 * KiB, parts=8)
+
+
 #: endpoint -> its cap for a multipart/form-data body; any other endpoint, and any other
 #: kind of body, gets `FORM`.
 BODY_CAPS = {
@@ -58,6 +65,7 @@ BODY_CAPS = {
     "officer_cases.send_message": upload_cap,
     "officer_record.record_tip": upload_cap,
     "officer_summaries.write": analysis_cap,
+    "officer_access.certify": key_file_cap,
 }
 
 

@@ -24,7 +24,7 @@ from typing import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import cases, crypto, items, keyring
+from . import audit, cases, crypto, items, keyring
 from .intake import TIP_FIELDS
 from .models import Attachment, Author, Channel, KeyRole, Message, Note, RecipientKey, Report
 from .storage import BlobStore
@@ -49,6 +49,8 @@ def _unb64(text: object) -> bytes:
 
 
 def export_case(session: Session, store: BlobStore, case_id: int, out: Path) -> Path:
+    """Write the case's bundle to `out` (which must not exist); the export is on the audit
+    trail once the bundle is whole. Commits."""
     try:
         report = cases.get_case(session, case_id)
     except cases.CaseNotFound:
@@ -93,6 +95,8 @@ def export_case(session: Session, store: BlobStore, case_id: int, out: Path) -> 
         for path, att in files:
             with store.open(att.blob_name) as src, zf.open(path, "w", force_zip64=True) as dst:
                 shutil.copyfileobj(src, dst, 1024 * 1024)
+    audit.record(session, "case_export", None, report.id, files=len(files), via="command line")
+    session.commit()
     return out
 
 

@@ -50,10 +50,7 @@ def _instance_app(instance: str | Path | None, require_recipients: bool = False)
         yield app
 
 
-def _generated_passphrase() -> str:
-    """Six groups of five lowercase letters and digits: about 148 bits, easy to copy."""
-    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
-    return "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(6))
+_generated_passphrase = accounts.generate_passphrase
 
 
 def _ask_passphrase(new: bool) -> str:
@@ -427,6 +424,7 @@ def certify_key(officer_file: str, recovery_file: str, out_file: str | None, ins
             row = keyring.certify(db.session(), trust(), officer, recovery, label, today())
         except (keyring.KeyFileError, keyring.MissingAnchor) as exc:
             raise click.ClickException(str(exc)) from None
+        audit.record(db.session(), "key_certified", None, key=officer.key_id.hex(), via="command line")
         db.session().commit()
         key_id = row.key_id.hex()
     click.echo(f"Certified officer key {key_id}: new tips are sealed to it from now on.")
@@ -445,11 +443,13 @@ def revoke_key(key_id: str, instance_path: str | None) -> None:
         raise click.ClickException("a key id is 32 hexadecimal digits") from None
     with _instance_app(instance_path) as app:
         keyring.revoke_in_anchor(app.extensions["whistle.settings"].instance_path / keyring.ANCHOR_FILE, raw)
+        audit.record(db.session(), "key_revoked", None, key=raw.hex(), via="command line")
         try:
             keyring.retire(db.session(), key_id, today(), allow_last=True)
-            db.session().commit()
+            audit.record(db.session(), "key_retired", None, key=raw.hex(), via="command line")
         except keyring.KeyFileError:
             pass  # retired already: revoking still counts
+        db.session().commit()
     click.echo(f"Revoked {key_id}. Run `whistle keys rewrap --key FILE` so stored cases drop it.")
 
 
@@ -497,6 +497,7 @@ def retire_key(key_id: str, instance_path: str | None, force: bool) -> None:
             keyring.retire(db.session(), key_id, today(), allow_last=force)
         except (keyring.KeyFileError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
+        audit.record(db.session(), "key_retired", None, key=key_id.lower(), via="command line")
         db.session().commit()
     click.echo(f"Retired {key_id}. Run `whistle keys rewrap --key FILE` so stored cases drop it.")
 
@@ -535,8 +536,13 @@ def rewrap(key_file: str, instance_path: str | None) -> None:
             raise click.ClickException("This key does not open every stored item; nothing was changed.") from None
         except keyring.MissingRecipients as exc:
             raise click.ClickException(str(exc)) from None
+        audit.record(db.session(), "rewrap", None, items=count, by=_key_kind(private), via="command line")
         db.session().commit()
     click.echo(f"Re-wrapped {count} items for the active recipients.")
+
+
+def _key_kind(private: crypto.PrivateKey) -> str:
+    return "recovery key" if private.public_key() == trust().anchor().public_key else "officer key"
 
 
 # --------------------------------------------------------------------------- cases
@@ -691,6 +697,31 @@ def audit_anchor(instance_path: str | None) -> None:
         click.echo("The audit trail is empty: nothing to anchor.")
     else:
         click.echo(f"Anchored entry {written[0]} ({written[1].hex()[:16]}...) in {_anchor_file(app)}.")
+
+
+# --------------------------------------------------------------------------- notices
+
+
+@main.command("notify")
+@click.option("--instance", "instance_path")
+def notify_command(instance_path: str | None) -> None:
+    """Mail each active officer with news one notice that something is new or due in the
+    workspace, never what (run hourly by deploy/systemd/whistle-notify.timer)."""
+    from . import notify
+    from .extensions import now
+
+    with _instance_app(instance_path) as app:
+        settings = app.extensions["whistle.settings"]
+        try:
+            mailer = notify.SMTPMailer(settings)
+        except notify.NoticesOff as exc:
+            click.echo(f"Notices are off: {exc}.")
+            return
+        with mailer:
+            result = notify.run(db.session(), settings, mailer, today(), now())
+    click.echo(f"Sent {result.sent} notices." + (f" {result.failed} were not accepted; the next run tries again." if result.failed else ""))
+    if result.failed:
+        sys.exit(1)
 
 
 # --------------------------------------------------------------------------- database

@@ -187,6 +187,20 @@ class Settings:
     #: Days after closing that a case's content, messages and files are purged, keeping
     #: the row's statistics fields (docs/operations.md says why 730); 0 never purges.
     retention_days: int = 730
+    #: The officers' workspace address, given in notices (`whistle notify`).
+    workspace_url: str = ""
+    #: The mail server notices go through. Empty host: no notices are sent.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    #: Upgrade the connection with STARTTLS before anything else (refusing a server that
+    #: cannot); false only for a relay on the same machine.
+    smtp_starttls: bool = True
+    smtp_user: str = ""
+    #: Read from WHISTLE_SMTP_PASSWORD only, never from config.toml.
+    smtp_password: str = field(default="", repr=False)
+    smtp_sender: str = ""
+    #: A CA certificate file to trust for the mail server (a municipal CA); empty: the system's.
+    smtp_ca_file: str = ""
 
     @property
     def max_content_length(self) -> int:
@@ -266,6 +280,15 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
             trusted_proxies=int(pick("trusted_proxies", 0)),
             ratelimit_fail_closed=_flag(pick("ratelimit_fail_closed", True)),
             retention_days=int(pick("retention_days", Settings.retention_days)),
+            workspace_url=str(pick("workspace_url", "")),
+            smtp_host=str(pick("smtp_host", "")),
+            smtp_port=int(pick("smtp_port", Settings.smtp_port)),
+            smtp_starttls=_flag(pick("smtp_starttls", True)),
+            smtp_user=str(pick("smtp_user", "")),
+            # The environment only (or a test's overrides): config.toml is no place for it.
+            smtp_password=_env("SMTP_PASSWORD") or str((overrides or {}).get("smtp_password", "")),
+            smtp_sender=str(pick("smtp_sender", "")),
+            smtp_ca_file=str(pick("smtp_ca_file", "")),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"A setting has the wrong type: {exc}") from None

@@ -319,6 +319,7 @@ def _store_tip(
     given = _given(identity)
     if given is not None:
         report.identity = items.seal_identity(report, given, recipients)
+    report.sealed_for = keyring.recipients_digest(recipients)
     report.events.append(StatusEvent(status=Status.RECEIVED, on=received_on))
     _attach(report, uploads, recipients)
     session.add(report)

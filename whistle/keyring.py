@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -128,11 +129,19 @@ def write_new_file(path: Path, doc: dict[str, Any]) -> None:
 
 def read_document(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(Path(path).read_text("utf-8"))
-    except (OSError, ValueError) as exc:
+        return document_from_bytes(Path(path).read_bytes(), str(path))
+    except OSError as exc:
         raise KeyFileError(f"cannot read {path}: {exc}") from None
+
+
+def document_from_bytes(raw: bytes, name: str = "the file") -> dict[str, Any]:
+    """A key file's document from its bytes (a file uploaded to a page, read in memory)."""
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:
+        raise KeyFileError(f"cannot read {name}: {exc}") from None
     if not isinstance(doc, dict) or doc.get("version") != FILE_VERSION:
-        raise KeyFileError(f"{path} is not a whistle key file of version {FILE_VERSION}")
+        raise KeyFileError(f"{name} is not a whistle key file of version {FILE_VERSION}")
     return doc
 
 
@@ -431,23 +440,37 @@ def retire(session: Session, key_id_hex: str, today: dt.date, *, allow_last: boo
     return row
 
 
+def recipients_digest(keys: list[crypto.PublicKey]) -> bytes:
+    """What names a set of recipients, whatever their order (`Report.sealed_for`)."""
+    return hashlib.sha256(b"whistle recipients v1" + b"".join(sorted(k.key_id for k in keys))).digest()
+
+
+def rewrap_case(report: Report, private_key: crypto.PrivateKey, targets: list[crypto.PublicKey]) -> int:
+    """Seal every item of one case to exactly `targets` (plus, for messages, the reporter's
+    key); `crypto.OpenError` if the key does not open one. Returns the records rewritten."""
+    from .cases import context, sealed_items  # cases builds on keyring's services
+
+    reporter = crypto.PublicKey.from_bytes(report.reporter_public_key)
+    rewritten: set[int] = set()
+    for item in sealed_items(report):
+        sealed, ctx = getattr(item.row, item.column), context(report, item.slot)
+        if item.kind == "file":
+            setattr(item.row, item.column, crypto.rewrap(sealed, private_key, targets, crypto.KIND_FILE, ctx))
+        else:
+            to = [*targets, reporter] if item.to_reporter else targets
+            setattr(item.row, item.column, crypto.rewrap_envelope(sealed, private_key, to, ctx))
+        rewritten.add(id(item.row))
+    report.sealed_for = recipients_digest(targets)
+    return len(rewritten)
+
+
 def rewrap_all(session: Session, trust: Trust, private_key: crypto.PrivateKey) -> int:
     """Seal every stored secret to exactly the current recipients (plus, for messages, the
     reporter's key). Content is untouched; only wrapped data keys change (and, for version
     2 items, the MAC over them). Returns the number of records rewritten (a tip, a message,
     a file). The caller commits."""
-    from .cases import context, sealed_items  # cases builds on keyring's services
-
     targets = recipients(session, trust)
-    rewritten: set[int] = set()
-    for report in session.scalars(select(Report).where(Report.purged_on.is_(None))):  # purged: nothing sealed
-        reporter = crypto.PublicKey.from_bytes(report.reporter_public_key)
-        for item in sealed_items(report):
-            sealed, ctx = getattr(item.row, item.column), context(report, item.slot)
-            if item.kind == "file":
-                setattr(item.row, item.column, crypto.rewrap(sealed, private_key, targets, crypto.KIND_FILE, ctx))
-            else:
-                to = [*targets, reporter] if item.to_reporter else targets
-                setattr(item.row, item.column, crypto.rewrap_envelope(sealed, private_key, to, ctx))
-            rewritten.add(id(item.row))
-    return len(rewritten)
+    return sum(
+        rewrap_case(report, private_key, targets)
+        for report in session.scalars(select(Report).where(Report.purged_on.is_(None)))  # purged: nothing sealed
+    )

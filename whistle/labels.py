@@ -63,6 +63,47 @@ ROLE_LABELS = {
     "admin": _l("Administrator"),
 }
 
+#: What an audit entry says was done (audit.ACTIONS); an action without a label here is
+#: shown by its name.
+ACTION_LABELS = {
+    "login": _l("Signed in"),
+    "login_failed": _l("Failed sign-in"),
+    "logout": _l("Signed out"),
+    "unlock": _l("Key unlocked"),
+    "passphrase_changed": _l("Changed own passphrase"),
+    "totp_enrolled": _l("Turned on the second factor"),
+    "recovery_code_used": _l("Used a recovery code"),
+    "account_created": _l("Created an account"),
+    "account_changed": _l("Changed an account"),
+    "account_disabled": _l("Disabled an account"),
+    "passphrase_reset": _l("Reset a passphrase"),
+    "second_factor_reset": _l("Reset a second factor"),
+    "case_list": _l("Listed cases"),
+    "case_view": _l("Viewed a case's details"),
+    "tip_decrypt": _l("Read a case"),
+    "file_download": _l("Downloaded a file"),
+    "case_export": _l("Exported a case"),
+    "status_change": _l("Moved a case to a new step"),
+    "assign": _l("Assigned a case"),
+    "deadline_extended": _l("Set a new deadline"),
+    "message_sent": _l("Wrote to the reporter"),
+    "note_added": _l("Added a note"),
+    "tip_recorded": _l("Recorded a tip"),
+    "identity_requested": _l("Asked to open an identity"),
+    "identity_approved": _l("Approved opening an identity"),
+    "identity_refused": _l("Refused opening an identity"),
+    "identity_revealed": _l("Opened an identity"),
+    "key_added": _l("Registered a key"),
+    "key_certified": _l("Key certified by the recovery key"),
+    "key_retired": _l("Retired a key"),
+    "key_revoked": _l("Revoked a key"),
+    "rewrap": _l("Re-wrapped stored cases"),
+    "access_granted": _l("Stored cases given to the current keys"),
+    "recovery_used": _l("Used the recovery key"),
+    "audit_viewed": _l("Read the audit trail"),
+    "notices_sent": _l("Sent notices"),
+}
+
 
 def category_label(organisation: Organisation, key: str) -> str:
     category = organisation.category(key)

@@ -168,6 +168,11 @@ class Report(Base):
     #: The reporter's name and contact, if they chose to give them confidentially: sealed
     #: apart from the tip, opened only after a supervisor approved a stated reason.
     identity: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    #: Which recipient keys every sealed item of the case is wrapped for
+    #: (`keyring.recipients_digest`), set when the case is stored and by each re-wrap; a
+    #: case whose value differs from the current recipients' is re-wrap work still to do
+    #: (access.py). None: not known (cases stored before this column), counted as to do.
+    sealed_for: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
 
     # Every code check asks which Argon2 costs live cases have (intake.open_case).
     __table_args__ = (Index("ix_reports_code_cost", "code_time_cost", "code_memory_cost", "code_parallelism", "purged_on"),)
@@ -318,6 +323,23 @@ class Account(Base):
     private_key: Mapped[str | None] = mapped_column(Text, default=None)
     created_on: Mapped[dt.date] = mapped_column(Date)
     disabled_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    #: Where `whistle notify` tells the officer that something is new or due (notify.py).
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
+    #: The last case and the last reporter's message a notice already covered.
+    notified_report_id: Mapped[int] = mapped_column(Integer, default=0)
+    notified_message_id: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeadlineNotice(Base):
+    """A near deadline an officer was already told about: one notice per case and date."""
+
+    __tablename__ = "deadline_notices"
+    __table_args__ = (UniqueConstraint("account_id", "report_id", "due_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    due_on: Mapped[dt.date] = mapped_column(Date)
 
 
 class AuditEntry(Base):

@@ -49,6 +49,16 @@ LIMITED_ENDPOINTS = {
     "officer_summaries.write": "ratelimit_officer",
     "officer_summaries.sign_off": "ratelimit_officer",
     "officer_prevention.tag": "ratelimit_officer",
+    # Keys and accounts. The custodian's page runs Argon2id on the recovery key file, and a
+    # new passphrase is hashed: the sign-in's limit and the small one.
+    "officer_access.certify": "ratelimit_signin",
+    "officer_access.start_rewrap": "ratelimit_officer",
+    "officer_admin.create": "ratelimit_other",
+    "officer_admin.reset_passphrase": "ratelimit_other",
+    "officer_admin.set_email": "ratelimit_officer",
+    "officer_admin.disable": "ratelimit_officer",
+    "officer_admin.retire_key": "ratelimit_officer",
+    "officer_admin.reset_second_factor": "ratelimit_officer",
 }
 
 

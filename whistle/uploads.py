@@ -12,17 +12,23 @@ reporter sees a clear message with what they typed kept.
 
 Incoming blobs (`storage.BlobStore`) become permanent only when a service `claim`s them
 just before its commit; whatever a request leaves unclaimed is deleted when the request ends.
+
+One page takes a file that must never reach the disk at all, sealed or not, and that the
+server must read back: the recovery key file on the custodian's page. Its endpoint is in
+`MEMORY_UPLOADS`: its file is read into memory, within a small cap (and the page's body
+cap, bodies.py), and wiped when the view is done with it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 from typing import BinaryIO, Sequence
 
-from flask import Flask, Request, current_app, g
+from flask import Flask, Request, current_app, g, request
 
 from . import crypto
 from .bodies import CappedFormDataParser
@@ -184,6 +190,47 @@ class SealingUpload:
         return name
 
 
+#: endpoint -> the largest file it reads into memory (a key file is about 8 KiB).
+MEMORY_UPLOADS = {"officer_access.certify": 32 * 1024}
+
+
+class MemoryUpload(io.BytesIO):
+    """A small uploaded file kept in memory only; past `max_bytes` it is dropped and
+    flagged `refused`."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__()
+        self.max_bytes = max_bytes
+        self.received = 0
+        self.refused: str | None = None
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.received += len(data)
+        if self.refused is None and self.received > self.max_bytes:
+            self.refused = "too_large"
+            self.wipe()
+        elif self.refused is None:
+            super().write(data)
+        return len(data)
+
+    def wipe(self) -> None:
+        """Overwrite what was kept (Python may still hold copies it made: best effort)."""
+        size = self.getbuffer().nbytes
+        self.seek(0)
+        super().write(bytes(size))
+        self.seek(0)
+        self.truncate()
+
+
+def memory_upload(field: str) -> MemoryUpload | None:
+    """The file sent in `field` to a page of `MEMORY_UPLOADS`; None if none was sent."""
+    stored = request.files.get(field)
+    stream = stored.stream if stored is not None else None
+    if not isinstance(stream, MemoryUpload) or (not stored.filename and stream.received == 0):
+        return None
+    return stream
+
+
 class SealingRequest(Request):
     """Flask's request, but uploads are sealed as they stream in (see module docstring),
     and a body is parsed only within its page's cap (bodies.py)."""
@@ -198,6 +245,9 @@ class SealingRequest(Request):
         content_length: int | None = None,
     ) -> SealingUpload:  # type: ignore[override]
         app = current_app
+        in_memory = MEMORY_UPLOADS.get(self.endpoint or "")
+        if in_memory is not None:
+            return MemoryUpload(in_memory)  # type: ignore[return-value]
         settings = app.extensions["whistle.settings"]
         uploads: list[SealingUpload] = g.setdefault("sealing_uploads", [])
         kept = [u for u in uploads if u.refused is None and not u.is_empty_field]

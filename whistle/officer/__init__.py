@@ -85,6 +85,9 @@ def _require_sign_in():
 
 
 def init_app(app: Flask) -> None:
+    from .access import bp as access_bp
+    from .admin import bp as admin_bp
+    from .audit import bp as audit_bp
     from .auth import bp as auth_bp
     from .cases import bp as cases_bp
     from .identity import bp as identity_bp
@@ -104,4 +107,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(identity_bp)
     app.register_blueprint(summaries_bp)
     app.register_blueprint(prevention_bp)
+    app.register_blueprint(access_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(audit_bp)
     app.before_request(_require_sign_in)

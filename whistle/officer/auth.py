@@ -50,7 +50,9 @@ def sign_in():
         )), 401
     account = db.session().get(accounts.Account, signed.account_id)
     session.clear()  # a new cookie for the new session: nothing carries over from before
-    sid, half = sessions.start(state(), account.id, signed.private_key, _first_stage(account), now(), _idle())
+    sid, half = sessions.start(
+        state(), account.id, signed.private_key, _first_stage(account), now(), _idle(), settings().officer_session_hours * 3600
+    )
     session["sid"], session["half"] = sid, half
     return redirect(url_for("officer.home"), 303)
 

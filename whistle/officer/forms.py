@@ -7,6 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
+    FileField,
     HiddenField,
     MultipleFileField,
     PasswordField,
@@ -14,7 +15,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 
 from .. import identity
 from ..accounts import MAX_PASSPHRASE, MIN_PASSPHRASE
@@ -136,3 +137,43 @@ class DecisionForm(FlaskForm):
 
 class OpenIdentityForm(FlaskForm):
     pass
+
+
+# --------------------------------------------------------------------------- administration
+
+
+class NewAccountForm(FlaskForm):
+    username = StringField(
+        _l("User name"),
+        validators=[
+            DataRequired(_l("Please fill in this field.")), Length(max=64),
+            Regexp(r"^[A-Za-z0-9._-]+$", message=_l("Use letters, digits, '.', '_' or '-' only.")),
+        ],
+    )
+    display_name = StringField(_l("Name as colleagues see it"), validators=[Length(max=200)])
+    role = SelectField(_l("Role"), validate_choice=True)
+    email = StringField(_l("E-mail address for notices (optional)"), validators=[Optional(), Length(max=254)])
+
+
+class EmailForm(FlaskForm):
+    email = StringField(_l("E-mail address for notices"), validators=[Optional(), Length(max=254)])
+
+
+class DisableForm(FlaskForm):
+    revoke = BooleanField(_l("Their key may be in someone else's hands (a lost or stolen computer, a disclosed passphrase): revoke it as well"))
+
+
+class ConfirmForm(FlaskForm):
+    """A button that changes one thing; the page says what."""
+
+
+# --------------------------------------------------------------------------- access to cases
+
+
+class CertifyForm(FlaskForm):
+    recovery_key = FileField(_l("The recovery key file (recovery.key)"))
+    passphrase = PasswordField(
+        _l("The recovery key's passphrase"), validators=[DataRequired(_l("Please fill in this field.")), Length(max=MAX_PASSPHRASE)]
+    )
+    rewrap = BooleanField(_l("Also give this key every stored case now, with the recovery key"))
+

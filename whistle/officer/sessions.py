@@ -10,6 +10,10 @@ live), or `officer_session_hours` after sign-in (checked here).
 A session has a stage: "full", or, right after a first sign-in, "passphrase" (the officer
 must choose their own passphrase) or "enrol" (they must turn on the second factor). Only
 the pages of that step are open until it is done.
+
+Each account's session ids are also listed in the store, so that an administrator's
+change (disabling the account, resetting its passphrase or second factor) ends every
+session of it at once (`end_all`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ def _store_key(sid: str) -> str:
     return "officer-session:" + sid
 
 
+def _account_key(account_id: int) -> str:
+    return f"officer-account-sessions:{account_id}"
+
+
 def _seal(half: bytes, private_key: crypto.PrivateKey | None) -> str | None:
     if private_key is None:
         return None
@@ -55,13 +63,33 @@ def start(
     stage: str,
     now: float,
     idle_seconds: float,
+    max_seconds: float,
 ) -> tuple[str, str]:
     """A new session; returns (session id, session key), both for the cookie only."""
     sid = secrets.token_urlsafe(24)
     half = secrets.token_bytes(32)
     record = {"account": account_id, "stage": stage, "started": now, "key": _seal(half, private_key)}
     store.put(_store_key(sid), json.dumps(record).encode(), idle_seconds)
+    _remember(store, account_id, sid, max_seconds)
     return sid, base64.b64encode(half).decode()
+
+
+def _remember(store: EphemeralStore, account_id: int, sid: str, max_seconds: float) -> None:
+    # Ids of ended sessions are pruned as they are met: their entries have gone.
+    raw = store.get(_account_key(account_id))
+    sids = [s for s in (json.loads(raw) if raw else []) if store.get(_store_key(s)) is not None]
+    store.put(_account_key(account_id), json.dumps([*sids, sid]).encode(), max_seconds)
+
+
+def end_all(store: EphemeralStore, account_id: int) -> int:
+    """End every session of an account; returns how many were open."""
+    raw = store.get(_account_key(account_id))
+    open_ = 0
+    for sid in json.loads(raw) if raw else []:
+        open_ += store.get(_store_key(sid)) is not None
+        store.delete(_store_key(sid))
+    store.delete(_account_key(account_id))
+    return open_
 
 
 def load(

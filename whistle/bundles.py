@@ -87,6 +87,11 @@ def export_case(session: Session, store: BlobStore, case_id: int, out: Path) -> 
             for m in report.messages
         ],
         "notes": [{"seq": n.seq, "on": n.created_on.isoformat(), "body": _b64(n.body)} for n in report.notes],
+        "rating": None if report.rating is None else {
+            "score": report.rating.score,
+            "on": report.rating.rated_on.isoformat(),
+            "comment": None if report.rating.comment is None else _b64(report.rating.comment),
+        },
         "certificates": [_b64(c) for c in certificates],
     }
     out = Path(out)
@@ -260,4 +265,12 @@ def _write_case(zf: zipfile.ZipFile, doc: dict, private_key: crypto.PrivateKey, 
         notes_txt = out_dir / "notes.txt"
         notes_txt.write_text("\n".join(notes), "utf-8")
         written.append(notes_txt)
+    rating = doc.get("rating")
+    if rating:
+        lines = [f"The reporter rated the handling {int(rating['score'])} out of 5 on {rating['on']}."]
+        if rating.get("comment"):
+            lines += ["", items.open_rating_comment(report, _unb64(rating["comment"]), private_key)]
+        rating_txt = out_dir / "rating.txt"
+        rating_txt.write_text("\n".join(lines) + "\n", "utf-8")
+        written.append(rating_txt)
     return written

@@ -25,7 +25,8 @@ At every step:
   twice. The officers' pages have JavaScript on and are audited where they stand.
 - every request of the reporter's browser is recorded: a script, or anything from another
   origin than the reporter's site, fails the test, and so does a `<script>` element in a
-  reporter page. The officer's browser may load nothing from another origin either.
+  reporter page (with JavaScript off Chromium does not even fetch a script, so the
+  element is what shows one; `test_the_checks_catch_a_bad_page` proves each check bites). The officer's browser may load nothing from another origin either.
 - full-page screenshots at 360 and 1280 px go to test-artefacts/browser/<lang>/ (or
   $WHISTLE_TEST_ARTEFACTS/<lang>/), named by step.
 
@@ -232,3 +233,36 @@ def _assert_clean_jpeg(data: bytes) -> None:
     with Image.open(io.BytesIO(data)) as image:
         gps = image.getexif().get_ifd(0x8825)
     assert not gps, gps
+
+
+def test_the_checks_catch_a_bad_page(chromium, tmp_path):
+    """The audit path itself: a JS-off page with no language, an unlabelled field, a script
+    and an image from another site is reported on every count. All its requests are
+    answered inside the browser (page.route); nothing leaves the machine."""
+    site = "http://127.0.0.1:9"
+    bad = (
+        "<!doctype html><html><head><title>Bad</title>"
+        "<script src='https://cdn.example.net/x.js'></script></head>"
+        "<body><main><h1>Bad</h1><form><input name=q></form>"
+        "<img src='https://images.example.net/logo.png'></main></body></html>"
+    )
+    rec = support.Recorder(chromium, "en", tmp_path / "shots", site, "http://127.0.0.1:10")
+    try:
+        context = rec.reporter_context()
+        context.route("**/*", lambda route: route.fulfill(
+            status=200, content_type="text/html" if route.request.url.startswith(site) else "image/png", body=bad,
+        ))
+        rec.audit_context.route(
+            lambda url: not url.startswith(site), lambda route: route.fulfill(status=404, body="")
+        )
+        page = context.new_page()
+        page.goto(f"{site}/bad")
+        rec.step(page, "bad", reporter=True)
+        context.close()
+    finally:
+        rec.close()
+    rules = {f.rule for f in rec.findings}
+    assert {"html-has-lang", "label", "image-alt"} <= rules, rules
+    assert rec.scripts_in_pages == ["bad: http://127.0.0.1:9/bad"]
+    assert any("images.example.net" in r for r in rec.bad_requests), rec.bad_requests
+    assert [p.name for p in rec.shots] == ["01-bad-360.png", "01-bad-1280.png"]

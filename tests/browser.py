@@ -150,6 +150,7 @@ class Recorder:
     shots: list[Path] = field(default_factory=list)
     pages: list[str] = field(default_factory=list)
     rules_passed: list[int] = field(default_factory=list)
+    overflows: list[str] = field(default_factory=list)
     _count: int = 0
 
     def __post_init__(self) -> None:
@@ -199,6 +200,10 @@ class Recorder:
             if re.search(r"<script\b", html, re.I):
                 self.scripts_in_pages.append(f"{name}: {page.url}")
             violations = self._audit_replayed(page.url, html)
+            # At 360 px nothing may stick out sideways: a reporter on a phone scrolls down only.
+            wide = self.audit_page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+            if wide > 0:
+                self.overflows.append(f"{name}: {page.url} is {wide} px wider than {WIDTHS[0]} px")
             assert self.audit_page.title() == page.title(), f"{name}: the audit saw another page"
         else:
             violations = self._audit_in_place(page)

@@ -96,6 +96,8 @@ def test_a_case_from_tip_to_statistics(chromium, server, lang):
         problems.append("axe-core violations:\n  " + "\n  ".join(map(str, rec.findings)))
     if rec.bad_requests:
         problems.append("requests a page must not make:\n  " + "\n  ".join(rec.bad_requests))
+    if rec.overflows:
+        problems.append("pages wider than a 360 px phone:\n  " + "\n  ".join(rec.overflows))
     if rec.scripts_in_pages:
         problems.append("reporter pages with a <script>:\n  " + "\n  ".join(rec.scripts_in_pages))
     assert not problems, "\n".join(problems)

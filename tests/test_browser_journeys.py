@@ -39,6 +39,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import time
 
 import pyotp
 import pytest
@@ -147,10 +148,11 @@ def _journey(rec: support.Recorder, server: support.JourneyServer, lang: str) ->
     _submit(officer)
     rec.step(officer, "officer-second-factor", reporter=False)
     totp = pyotp.TOTP(officer.locator("code.secret").inner_text().strip())
-    step_now = int(pyotp.TOTP("A" * 32).timecode(dt.datetime.now()))
     # Turn it on with the previous 30 s step's code (accepted for drift), so that the code
-    # of this step can still sign in once below.
-    officer.fill("[name=code]", totp.at((step_now - 1) * 30))
+    # of this step can still sign in once below; never within 3 s of a step's end.
+    if 30 - time.time() % 30 < 3:
+        time.sleep(3.5)
+    officer.fill("[name=code]", totp.at(time.time() - 30))
     _submit(officer)
     rec.step(officer, "officer-recovery-codes", reporter=False)
     with officer.expect_navigation():
@@ -161,6 +163,7 @@ def _journey(rec: support.Recorder, server: support.JourneyServer, lang: str) ->
     rec.step(officer, "officer-sign-in", reporter=False)
     _submit(officer)
     assert "/sign-in" not in officer.url, officer.content()[:3000]
+    assert officer.locator("html").get_attribute("lang") == lang  # kept through sign-in and sign-out
     rec.step(officer, "officer-home", reporter=False)
     officer.goto(f"{desk}/cases")
     rec.step(officer, "officer-cases", reporter=False)

@@ -43,6 +43,23 @@ _CLOCKED = (
 )
 
 
+#: How far the page sticks out past the viewport, and the innermost elements that do.
+_WIDEST = """() => {
+  const over = document.documentElement.scrollWidth - window.innerWidth;
+  const out = [];
+  const sticksOut = e => e.getBoundingClientRect().right > window.innerWidth + 1;
+  if (over > 0) {
+    for (const e of document.body.querySelectorAll('*')) {
+      if (sticksOut(e) && ![...e.children].some(sticksOut)) {
+        const cls = e.getAttribute('class');
+        out.push(e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (cls ? '.' + cls.trim().split(/\\s+/).join('.') : ''));
+      }
+    }
+  }
+  return {over, elements: [...new Set(out)].slice(0, 8)};
+}"""
+
+
 def artefacts_dir() -> Path:
     """Where screenshots go: $WHISTLE_TEST_ARTEFACTS, else test-artefacts/browser (git-ignored)."""
     return Path(os.environ.get("WHISTLE_TEST_ARTEFACTS") or ROOT / "test-artefacts" / "browser")
@@ -200,13 +217,11 @@ class Recorder:
             if re.search(r"<script\b", html, re.I):
                 self.scripts_in_pages.append(f"{name}: {page.url}")
             violations = self._audit_replayed(page.url, html)
-            # At 360 px nothing may stick out sideways: a reporter on a phone scrolls down only.
-            wide = self.audit_page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-            if wide > 0:
-                self.overflows.append(f"{name}: {page.url} is {wide} px wider than {WIDTHS[0]} px")
             assert self.audit_page.title() == page.title(), f"{name}: the audit saw another page"
+            self._check_width(self.audit_page, name, page.url)
         else:
             violations = self._audit_in_place(page)
+            self._check_width(page, name, page.url)
         for v in violations:
             self.findings.append(Finding(
                 name, page.url, v["id"], v.get("impact"), v["help"],
@@ -219,6 +234,12 @@ class Recorder:
             page.screenshot(path=str(shot), full_page=True)
             self.shots.append(shot)
         page.set_viewport_size({"width": WIDTHS[0], "height": HEIGHT})
+
+    def _check_width(self, page, name: str, url: str) -> None:
+        """At 360 px nothing may stick out sideways: on a phone one scrolls down only."""
+        wide = page.evaluate(_WIDEST)
+        if wide["over"] > 0:
+            self.overflows.append(f"{name}: {url} is {wide['over']} px wider than {WIDTHS[0]} px: {wide['elements']}")
 
     def _run_axe(self, page) -> list[dict]:
         page.evaluate(self.axe)

@@ -13,7 +13,9 @@ in Thai and once in English:
 4. the officer reads the answer, refers the case, then closes it;
 5. the reporter rates the handling;
 6. a month later (the server's date is moved past the month's end, where the statistics
-   are cut) the public statistics page counts the case as received and completed.
+   are cut) the public statistics page counts the case as received and completed;
+7. on the same server, a reporter who slips: an empty report form, a code of the wrong
+   form, an unknown code, the case view without a code, then the manual and a 404 page.
 
 At every step:
 - axe-core runs on the page and every violation is collected; the test fails on any. The
@@ -90,6 +92,7 @@ def test_a_case_from_tip_to_statistics(chromium, server, lang):
     )
     try:
         _journey(rec, server, lang)
+        _missteps(rec, server, lang)
     finally:
         rec.close()
     problems = []
@@ -223,6 +226,34 @@ def _journey(rec: support.Recorder, server: support.JourneyServer, lang: str) ->
     rec.step(reporter, "statistics", reporter=True)
     reporter_context.close()
     officer_context.close()
+
+
+def _missteps(rec: support.Recorder, server: support.JourneyServer, lang: str) -> None:
+    """The pages a reporter meets when something goes wrong, and the public manual."""
+    site = server.reporter_url
+    context = rec.reporter_context()
+    page = context.new_page()
+    page.goto(f"{site}/report?lang={lang}")
+    # As an old phone's browser would, send the form unchecked (the fields are `required`).
+    page.locator("form[action$='/report']").evaluate("form => { form.noValidate = true; }")
+    _submit(page)  # nothing filled in
+    assert page.locator(".error").count() >= 1
+    rec.step(page, "report-form-errors", reporter=True)
+    page.goto(f"{site}/status")
+    page.fill("[name=code]", "1234")
+    page.locator("form[action$='/status']").evaluate("form => { form.noValidate = true; }")
+    _submit(page)
+    rec.step(page, "status-wrong-format", reporter=True)
+    page.fill("[name=code]", " ".join(["1111"] * 7) + " 1111")
+    _submit(page)
+    rec.step(page, "status-unknown-code", reporter=True)
+    page.goto(f"{site}/case")  # no case open: sent back to the code form with a notice
+    rec.step(page, "case-view-closed", reporter=True)
+    page.goto(f"{site}/manual")
+    rec.step(page, "manual", reporter=True)
+    assert page.goto(f"{site}/no-such-page").status == 404
+    rec.step(page, "not-found", reporter=True)
+    context.close()
 
 
 def _figures(page) -> dict[str, str]:

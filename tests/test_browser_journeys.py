@@ -32,7 +32,7 @@ At every step:
 - full-page screenshots at 360 and 1280 px go to test-artefacts/browser/<lang>/ (or
   $WHISTLE_TEST_ARTEFACTS/<lang>/), named by step.
 
-One Chromium for the session; one server per language. Marked `browser`; it runs in
+One Chromium for the module; one server per language. Marked `browser`; it runs in
 `make test` (Chromium and axe-core are installed by .ci/run and `make axe`, never skipped).
 """
 
@@ -86,7 +86,7 @@ def _submit(page):
 
 
 @pytest.mark.parametrize("lang", ["th", "en"])
-def test_a_case_from_tip_to_statistics(chromium, server, lang):
+def test_journeys(chromium, server, lang):
     rec = support.Recorder(
         chromium, lang, support.artefacts_dir() / lang, server.reporter_url, server.officer_url,
     )
@@ -179,8 +179,8 @@ def _journey(rec: support.Recorder, server: support.JourneyServer, lang: str) ->
     _assert_clean_jpeg(download.value.path().read_bytes())
     case_url = officer.url
     officer.fill("textarea[name=text] >> nth=0", QUESTION)
-    officer.locator("form[action$='/messages'] button[type=submit]").click()
-    officer.wait_for_url(re.compile(r".*/cases/\d+(#messages)?$"))
+    with officer.expect_navigation():
+        officer.locator("form[action$='/messages'] button[type=submit]").click()
     assert QUESTION in officer.content()
     rec.step(officer, "officer-asked", reporter=False)
 

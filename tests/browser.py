@@ -83,7 +83,8 @@ def launch(playwright):
 
 
 class JourneyServer:
-    """`whistle init` then `whistle serve` in `folder`, with a date the test sets."""
+    """`whistle init` then `whistle serve` in `folder`, as live.DevServer runs it, but with
+    a date the test sets (`set_today`) and the first officer's one-time passphrase kept."""
 
     def __init__(self, folder: Path, today: dt.date) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -108,9 +109,9 @@ class JourneyServer:
                              "--officer-port", str(self.officer_port)),
                 cwd=folder, env=self.env, stdout=out, stderr=err,
             )
-        assert live.wait_listening(self.port, 30, self.proc) and live.wait_listening(self.officer_port, 30, self.proc), (
-            live.tail(self.stderr)
-        )
+        if not (live.wait_listening(self.port, 30, self.proc) and live.wait_listening(self.officer_port, 30, self.proc)):
+            self.stop()
+            raise AssertionError(f"whistle serve did not start: {live.tail(self.stderr)}")
 
     @staticmethod
     def command(*args: str) -> list[str]:

@@ -160,6 +160,8 @@ class TestAdd:
         officer_page = signed_in.client.get(f"/cases/{case_id}?lang=en").get_data(as_text=True)
         assert "I found the second purchase order" in officer_page and "added to the report" in officer_page
         assert "The reporter added to this report 1 time since it was sent" in officer_page
+        timeline = officer_page[officer_page.index('class="timeline"') :]
+        assert "The reporter added to the report" in timeline[: timeline.index("</ol>")]
         link = re.search(rf'href="(/cases/{case_id}/files/\d+)"[^>]*>ใบสั่งซื้อ.jpg<', officer_page).group(1)
         downloaded = signed_in.client.get(link)
         assert downloaded.status_code == 200 and downloaded.data == stored

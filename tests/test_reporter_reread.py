@@ -315,3 +315,14 @@ class TestOfficerFiles:
             assert cases.sealed_to_reporter(report, attachment.meta)
             assert cases.sealed_to_reporter(report, attachment.wraps, "file")
             assert report.status is Status.RECEIVED
+
+
+def test_an_expired_add_form_keeps_the_text_and_sends_nothing(app, reporter):
+    reporter.open_case(reporter.submit_ok())
+    response = reporter.client.post(
+        "/case/add?lang=en", data={"add-text": "ข้อมูลที่พิมพ์ไว้", "add-csrf_token": "forged"}, content_type="multipart/form-data"
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and "This form had expired" in page and "ข้อมูลที่พิมพ์ไว้" in page
+    with app.app_context():
+        assert db.session().scalar(select(Message)) is None

@@ -472,10 +472,10 @@ def _move_to_cost(
         log.warning("could not move a case to the current code cost; it will move when next opened")
 
 
-def _opened_report(session: Session, report_id: int) -> Report:
+def _opened_report(session: Session, report_id: int, *, whole: bool = False) -> Report:
     """The case a reporter has open; purged since it was opened reads as an unknown code."""
     try:
-        return cases.get_case(session, report_id)
+        return cases.get_case(session, report_id, whole=whole)
     except cases.CaseNotFound:
         raise UnknownCode() from None
 
@@ -485,7 +485,7 @@ def view_case(session: Session, trust: keyring.Trust, opened: OpenedCase) -> Cas
     with their own key) and the conversation. An officer's message counts only with a
     signature by a certified officer key for this very place in this very case; anything
     else is shown as a warning, without its text or its files."""
-    report = _opened_report(session, opened.report_id)
+    report = _opened_report(session, opened.report_id, whole=True)  # its thread and files at once
     key = opened.reporter_key
     signers = keyring.signers(session, trust)
     thread, additions, explanations = [], [], []

@@ -326,3 +326,19 @@ def test_an_expired_add_form_keeps_the_text_and_sends_nothing(app, reporter):
     assert response.status_code == 400 and "This form had expired" in page and "ข้อมูลที่พิมพ์ไว้" in page
     with app.app_context():
         assert db.session().scalar(select(Message)) is None
+
+
+def test_an_exported_case_marks_the_addition(app, reporter, officer_key, tmp_path):
+    """A bundle carries the addition like any message, marked as such in messages.txt."""
+    from whistle import bundles
+
+    code = reporter.submit_ok()
+    reporter.open_case(code)
+    assert _add(reporter, "Found the second order").status_code == 303
+    case_id = _case_id(app)
+    with app.app_context():
+        bundle = bundles.export_case(db.session(), app.extensions["whistle.blobs"], case_id, tmp_path / "case.zip")
+    bundles.open_bundle(bundle, officer_key, tmp_path / "out")
+    messages = (tmp_path / "out" / "messages.txt").read_text("utf-8")
+    assert "added to the report" in messages and "Found the second order" in messages
+    assert TIP["what"] in (tmp_path / "out" / "report.txt").read_text("utf-8")

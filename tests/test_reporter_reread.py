@@ -80,7 +80,9 @@ class TestReread:
         assert "Building &lt;b&gt;2&lt;/b&gt;" in page and "<b>2</b>" not in page
         assert "order &lt;script&gt;x&lt;/script&gt;.pdf" in page and "<script>x" not in page
         assert "Which contract number was it?" in page and "Contract 12/2569" in page
-        assert page.index("What you sent") < page.index("Which contract number was it?")
+        # The conversation first (what the officers ask), then what the reporter sent, then
+        # the form to add to it.
+        assert page.index("Which contract number was it?") < page.index("What you sent") < page.index('action="/case/add"')
 
     def test_tip_and_files_are_sealed_to_the_reporter_but_the_identity_is_not(self, app, reporter):
         reporter.submit_ok(
@@ -146,7 +148,7 @@ class TestAdd:
         page = _page(reporter)
         assert "What you added was sent to the officers" in page
         assert "Hidden details such as location were removed from: ใบสั่งซื้อ.jpg" in page
-        sent = page[page.index("What you sent") : page.index("<h2>Messages</h2>")]
+        sent = page[page.index("What you sent") : page.index('action="/case/add"')]
         assert "I found the second purchase order" in sent and "ใบสั่งซื้อ.jpg" in sent
         with app.app_context():
             report = db.session().get(Report, case_id)

@@ -248,6 +248,8 @@ def _write_case(zf: zipfile.ZipFile, doc: dict, private_key: crypto.PrivateKey, 
             raise crypto.OpenError()
         names = [write_file(e, message) for e in m.get("files", [])]
         note = _signature_note(opened, opened.legacy) if message.author is Author.OFFICER else ""
+        if opened.adds and message.author is Author.REPORTER:
+            note += " · added to the report"
         thread.append(f"--- {m['author']} · {m['on']}{note}" + (f" · files: {', '.join(names)}" if names else ""))
         thread.append(opened.text)
         thread.append("")

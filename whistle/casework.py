@@ -45,6 +45,8 @@ class ThreadEntry:
     readable: bool = True
     verified: bool | None = None
     legacy: bool = False
+    #: The reporter added this to their report (sealed inside the message).
+    adds: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,11 @@ class CaseContent:
     notes: list[NoteEntry]
     has_identity: bool
     rating: RatingEntry | None = None
+
+    @property
+    def additions(self) -> int:
+        """How many times the reporter added to the report since (shown in the thread)."""
+        return sum(1 for m in self.thread if m.adds)
 
 
 def _rating(report: Report, key: crypto.PrivateKey) -> RatingEntry | None:
@@ -125,6 +132,7 @@ def read_case(session: Session, trust: keyring.Trust, report: Report, key: crypt
                 readable=opened.readable,
                 verified=opened.verified,
                 legacy=opened.legacy,
+                adds=opened.adds and message.author is Author.REPORTER,
             )
         )
     notes = []

@@ -102,7 +102,7 @@ def seconds_to_wait() -> int | None:
     if current is None or not current.breached:
         return None
     try:
-        return max(1, math.ceil(current.reset_at - time.time()))
+        return max(1, math.ceil(current.window[0] - time.time()))
     except Exception:  # the storage failed between the refusal and this question
         return None
 

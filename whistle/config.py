@@ -140,7 +140,8 @@ class Settings:
     organisation: Organisation = field(default_factory=Organisation)
     onion_address: str = ""
     #: The address of the reporters' site (e.g. https://whistle.example.go.th), printed on
-    #: the receipts officers hand to reporters of tips received by other channels.
+    #: the reporter's receipt and on the receipts officers hand to reporters of tips
+    #: received by other channels.
     site_url: str = ""
     max_files: int = 5
     max_file_bytes: int = 20 * MiB

@@ -59,6 +59,7 @@ THAI_COMPOUNDS = (
     "ผู้ถูกร้องเรียน",
     "เจ้าหน้าที่รัฐ",
     "หน่วยงาน",
+    "Wi-Fi",  # kept whole in either language: "Wi-" at a line's end reads as nothing
 )
 _COMPOUND = re.compile("|".join(sorted(THAI_COMPOUNDS, key=len, reverse=True)))
 #: Elements whose text is not laid out as page text, or is the reporter's own typing.

@@ -91,6 +91,15 @@ class TestLanguageSwitchKeepsThePage:
         assert "Please fill in" not in html  # a switch is not a send: no errors shown
         assert _count(app, Report) == 0
 
+    def test_report_form_switch_asks_files_again(self, app, client):
+        page = _html(client.get("/report?lang=en"))
+        response = client.post(
+            "/report", data={**TIP, "csrf_token": csrf_token(page), "switch_lang": "th", "files": [(io.BytesIO(b"%PDF-1.4 x"), "a.pdf")]},
+            content_type="multipart/form-data",
+        )
+        html = _html(response)
+        assert response.status_code == 200 and "กรุณาแนบไฟล์อีกครั้ง" in _text(html) and _count(app, Report) == 0
+
     def test_case_switch_keeps_the_reply_being_written(self, app, reporter):
         reporter.open_case(reporter.submit_ok())
         page = _html(reporter.client.get("/case"))
@@ -189,6 +198,17 @@ class TestRateLimitKeepsTheReport:
         html = _html(response)
         assert response.status_code == 429 and "MARKER-SECOND</textarea>" in html and "Retry-After" in response.headers
         assert _count(app, Message) == 1
+
+    def test_receipt_kept_when_its_step_is_limited(self, make_app):
+        app = self._limited(make_app, ratelimit_other="1 per hour")
+        reporter = Reporter(app.test_client())
+        receipt = _html(reporter.submit())
+        code = receipt_code(receipt)
+        data = {"code": hidden(receipt, "code"), "csrf_token": csrf_token(receipt), "last_group": "0000"}
+        assert reporter.client.post("/report/saved", data=data).status_code == 400  # a wrong last group
+        response = reporter.client.post("/report/saved", data=data)
+        html = _html(response)
+        assert response.status_code == 429 and receipt_code(html) == code and "try again in about" in _text(html)
 
     def test_status_limited_echoes_no_code(self, make_app):
         app = self._limited(make_app, ratelimit_status="1 per hour")

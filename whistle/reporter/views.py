@@ -83,6 +83,12 @@ def _reattach_notice(uploads: list[SealingUpload]) -> list[str]:
     return []
 
 
+def _reattach_after_switch(uploads: list[SealingUpload]) -> list[str]:
+    if uploads:
+        return [_("For your safety, files are not kept when the language is changed: please attach them again.")]
+    return []
+
+
 def _receipt_code(form: ReceiptForm) -> TrackingCode | None:
     """The code from a receipt form, only if the form is genuine and this visit was shown
     that code."""
@@ -168,7 +174,7 @@ def _render_report_form(form: ReportForm, status: int = 200, limit: str | None =
 def report():
     if request.method == "POST" and _switching_language():
         form = ReportForm(category_choices(settings().organisation))
-        form.files.errors = _reattach_notice(request_uploads())
+        form.files.errors = _reattach_after_switch(request_uploads())
         return _render_report_form(form)
     form = ReportForm(category_choices(settings().organisation))
     if request.method != "POST":  # GET, and HEAD as GET
@@ -350,7 +356,7 @@ def reply():
             return _view_closed_nothing_sent()
         return _keep_reply_until_code(text, request_uploads())
     if _switching_language():
-        form.files.errors = _reattach_notice(request_uploads())
+        form.files.errors = _reattach_after_switch(request_uploads())
         return _render_case(opened, form)
     valid = form.validate_on_submit()
     uploads = request_uploads()

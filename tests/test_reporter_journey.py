@@ -136,6 +136,12 @@ class TestReplyAfterTheViewClosed:
         assert 'name="code"' in html and "ผมมีสำเนาใบเสร็จ MARKER-LATE</textarea>" in html
         assert "has not been sent yet" in _text(html)
         assert 'enctype="multipart/form-data"' in html  # a long Thai reply fits the body cap
+        # Switching language on that page keeps the reply too.
+        switched = reporter.client.post(
+            "/status", data={"code": "", "pending_reply": "ผมมีสำเนาใบเสร็จ MARKER-LATE", "csrf_token": csrf_token(html),
+                             "switch_lang": "en"}, content_type="multipart/form-data",
+        )
+        assert '<html lang="en">' in _html(switched) and "ผมมีสำเนาใบเสร็จ MARKER-LATE</textarea>" in _html(switched)
         # The reporter types the code; the reply goes with it.
         sent = reporter.client.post(
             "/status", data={"code": code, "pending_reply": "ผมมีสำเนาใบเสร็จ MARKER-LATE", "csrf_token": csrf_token(html)},
@@ -146,6 +152,18 @@ class TestReplyAfterTheViewClosed:
             report = db.session().scalar(select(Report))
             assert message_text(report, report.messages[-1], officer_key) == "ผมมีสำเนาใบเสร็จ MARKER-LATE"
         assert "Your reply was sent" in _html(reporter.client.get("/case?lang=en"))
+
+    def test_longest_thai_reply_fits_the_code_page(self, app, reporter, monkeypatch):
+        code = reporter.submit_ok()
+        reporter.open_case(code)
+        page = _html(reporter.client.get("/case"))
+        _later(monkeypatch, 16)
+        longest = "ก" * 10_000
+        kept = _html(reporter.client.post("/case/reply", data={"text": longest, "csrf_token": csrf_token(page)},
+                                          content_type="multipart/form-data"))
+        sent = reporter.client.post("/status", data={"code": code, "pending_reply": longest, "csrf_token": csrf_token(kept)},
+                                    content_type="multipart/form-data")
+        assert sent.status_code == 303 and _count(app, Message) == 1
 
     def test_wrong_code_keeps_the_reply_and_echoes_no_code(self, app, reporter, monkeypatch):
         code = reporter.submit_ok()

@@ -153,6 +153,12 @@ class TestReplyAfterTheViewClosed:
             assert message_text(report, report.messages[-1], officer_key) == "ผมมีสำเนาใบเสร็จ MARKER-LATE"
         assert "Your reply was sent" in _html(reporter.client.get("/case?lang=en"))
 
+    def test_reply_from_another_site_not_kept(self, app, reporter, monkeypatch):
+        reporter.open_case(reporter.submit_ok())
+        _later(monkeypatch, 16)
+        response = reporter.client.post("/case/reply", data={"text": "MARKER-FORGED"}, content_type="multipart/form-data")
+        assert response.status_code == 303 and "MARKER-FORGED" not in _html(reporter.client.get("/status"))
+
     def test_longest_thai_reply_fits_the_code_page(self, app, reporter, monkeypatch):
         code = reporter.submit_ok()
         reporter.open_case(code)

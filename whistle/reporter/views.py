@@ -352,7 +352,9 @@ def reply():
     if opened is None:
         switch_language(request.form.get(SWITCH))
         text = (form.text.data or "").strip()
-        if not text:
+        # Only a reply from this visit's own form is kept to be sent with the code: another
+        # site's form must not slip its words into what the reporter then sends.
+        if not text or not CloseForm().validate_on_submit():
             return _view_closed_nothing_sent()
         return _keep_reply_until_code(text, request_uploads())
     if _switching_language():

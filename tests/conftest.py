@@ -252,9 +252,12 @@ class Reporter:
 
 
 def receipt_code(html: str) -> str:
-    match = re.search(r'<p class="code"[^>]*>([\d ]+)</p>', html)
+    """The code as the receipt shows it: groups of four, each in its own unbreakable span."""
+    match = re.search(r'<p class="code"[^>]*>(.*?)</p>', html, re.S)
     assert match, "no code on the receipt"
-    return match.group(1)
+    code = " ".join(re.findall(r"\d{4}", re.sub(r"<[^>]+>", " ", match.group(1))))
+    assert code, "no code on the receipt"
+    return code
 
 
 @pytest.fixture

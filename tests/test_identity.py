@@ -129,7 +129,7 @@ class TestSealed:
     def test_report_form_explains_the_choice(self, client):
         page = re.sub(r"\s+", " ", client.get("/report?lang=en").get_data(as_text=True))
         assert "Anonymous reports are accepted and handled in full." in page
-        assert "opened only if an officer states a reason and a supervisor approves it" in page
+        assert "opened only if a designated officer states a reason and a supervisor approves it" in page
         thai = client.get("/report?lang=th").get_data(as_text=True)
         assert "ไม่ประสงค์ออกนาม" in thai and "ผู้บังคับบัญชา" in thai
 

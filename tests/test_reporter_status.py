@@ -20,6 +20,7 @@ from .conftest import OfficerBrowser, Reporter, csrf_token
 
 def _text(html: str) -> str:
     """The page's words, without tags, spaces squeezed."""
+    html = re.sub(r'<span class="nw">([^<]*)</span>', r"\1", html)  # Thai words kept whole
     return re.sub(r"\s+", " ", html_module.unescape(re.sub(r"<[^>]+>", " ", html)))
 
 

@@ -69,6 +69,10 @@ class Organisation:
 
     name_th: str = "เทศบาล"
     name_en: str = "Municipality"
+    #: The organisation's seal, shown in the reporter pages' header: an image file (PNG,
+    #: JPEG, WebP or SVG, at most `SEAL_MAX_BYTES`), relative to the instance folder.
+    #: Served by this service itself (/seal), never from another site. Empty: no seal.
+    seal: str = ""
     #: The general-complaints channel, which the landing page sends everything else to.
     general_complaints_url: str = ""
     categories: tuple[Category, ...] = tuple(Category(k) for k in DEFAULT_CATEGORIES)
@@ -136,7 +140,8 @@ class Settings:
     organisation: Organisation = field(default_factory=Organisation)
     onion_address: str = ""
     #: The address of the reporters' site (e.g. https://whistle.example.go.th), printed on
-    #: the receipts officers hand to reporters of tips received by other channels.
+    #: the reporter's receipt and on the receipts officers hand to reporters of tips
+    #: received by other channels.
     site_url: str = ""
     max_files: int = 5
     max_file_bytes: int = 20 * MiB
@@ -296,6 +301,8 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> Settin
         raise ConfigError("max_files must be 0 or more and max_file_bytes more than 0.")
     if settings.site_url and not settings.site_url.startswith(("https://", "http://")):
         raise ConfigError("site_url must be the reporters' site address, starting with https://.")
+    if settings.organisation.seal:
+        seal_path(settings)  # refuse to start with a seal that cannot be served
     if settings.retention_days < 0:
         raise ConfigError("retention_days must be 0 (never purge) or a number of days.")
     if settings.code_lookup_budget < 1 or settings.code_untagged_budget < 1:
@@ -340,6 +347,7 @@ def _code_cost(data: dict[str, Any], overrides: dict[str, Any]) -> tuple[CodeCos
 _ORGANISATION_KEYS = (
     ("name_th", "ORGANISATION_TH", "organisation_th"),
     ("name_en", "ORGANISATION_EN", "organisation_en"),
+    ("seal", "ORGANISATION_SEAL", "organisation_seal"),
     ("general_complaints_url", "GENERAL_COMPLAINTS_URL", "general_complaints_url"),
     ("ack_days", "ACK_DAYS", "ack_days"),
     ("resolve_days", "RESOLVE_DAYS", "resolve_days"),
@@ -347,6 +355,26 @@ _ORGANISATION_KEYS = (
 )
 
 HOLIDAYS_FILE = Path(__file__).resolve().parent / "data" / "thai_holidays.toml"
+
+
+#: The seal is on every reporter page, which must stay light on a slow phone.
+SEAL_MAX_BYTES = 20 * 1024
+SEAL_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".svg": "image/svg+xml"}
+
+
+def seal_path(settings: "Settings") -> Path | None:
+    """The organisation's seal file, checked (kind, size), or None when none is set."""
+    seal = settings.organisation.seal
+    if not seal:
+        return None
+    path = Path(seal) if Path(seal).is_absolute() else settings.instance_path / seal
+    if path.suffix.lower() not in SEAL_TYPES:
+        raise ConfigError(f"seal: {path.name} is not a PNG, JPEG, WebP or SVG image.")
+    if not path.is_file():
+        raise ConfigError(f"seal: no file at {path}.")
+    if path.stat().st_size > SEAL_MAX_BYTES:
+        raise ConfigError(f"seal: {path.name} is larger than {SEAL_MAX_BYTES // 1024} KiB; reporters' pages must stay light.")
+    return path
 
 
 def _dates(values: Any, where: str) -> set[dt.date]:

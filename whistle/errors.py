@@ -45,9 +45,25 @@ def _messages() -> dict[int, tuple[str, str]]:
     }
 
 
+def too_many_message() -> str:
+    """The rate-limit page's words, with the real time to wait when the limiter knows it."""
+    from .labels import waiting_time
+    from .ratelimit import seconds_to_wait
+
+    wait = seconds_to_wait()
+    if wait is None:
+        return _messages()[429][1]
+    return _(
+        "Too many requests came from your connection. Nothing was stored. You can try again in %(wait)s.",
+        wait=waiting_time(wait),
+    )
+
+
 def handle_http(exc: HTTPException):
     status = exc.code or 500
     title, message = _messages().get(status, (_("Error"), _("Something went wrong. Nothing was stored.")))
+    if status == 429:
+        message = too_many_message()
     return _page(status, title, message)
 
 

@@ -1,15 +1,22 @@
 """Languages and dates: Thai first, English second; dates in the Buddhist Era.
 
 The language is chosen with `?lang=en` / `?lang=th` on any page and kept in the visit's
-session cookie (no cookie of its own, nothing that outlives the visit).
+session cookie (no cookie of its own, nothing that outlives the visit). A page that holds
+something not yet saved (a form being typed, a code shown once) switches language with a
+button that posts its own form instead (`switch_language`), so nothing on it is lost.
+
+Thai is written without spaces between words, and browsers guess where a line may break
+with a dictionary that splits some compounds ("ผู้รับผิด|ชอบ"): `keep_thai_words` wraps the
+compounds the reporter pages use so that they never break in the middle.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from flask import Flask, request, session
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, refresh
 
 LANGUAGES = ("th", "en")
 DEFAULT = "th"
@@ -25,6 +32,63 @@ def select_locale() -> str:
         return wanted
     current = session.get("lang")
     return current if current in LANGUAGES else DEFAULT
+
+
+def switch_language(wanted: object) -> bool:
+    """Switch this visit to `wanted` (from a language button's form) if it is a language
+    the service speaks; true if it did."""
+    if wanted not in LANGUAGES:
+        return False
+    session["lang"] = wanted
+    refresh()  # the locale of this very request too
+    return True
+
+
+def thai_clock(timestamp: float) -> str:
+    """'14:05': the time of day in Thailand of a moment (seconds since the epoch)."""
+    return dt.datetime.fromtimestamp(timestamp, THAI_TIME).strftime("%H:%M")
+
+
+#: Thai compounds of the reporter pages that a browser's dictionary may split across two
+#: lines (longest first, so that a phrase is kept whole rather than its first word).
+THAI_COMPOUNDS = (
+    "เจ้าหน้าที่ผู้รับผิดชอบ",
+    "ผู้รับผิดชอบ",
+    "ได้รับมอบหมาย",
+    "ประพฤติมิชอบ",
+    "ผู้ถูกร้องเรียน",
+    "เจ้าหน้าที่รัฐ",
+    "หน่วยงาน",
+    "Wi-Fi",  # kept whole in either language: "Wi-" at a line's end reads as nothing
+)
+_COMPOUND = re.compile("|".join(sorted(THAI_COMPOUNDS, key=len, reverse=True)))
+#: Elements whose text is not laid out as page text, or is the reporter's own typing.
+_RAW = re.compile(r"<(title|textarea|script|style|svg|option)\b", re.I)
+_TAG = re.compile(r"(<[^>]*>)")
+
+
+def keep_thai_words(html: str) -> str:
+    """`html` with each Thai compound of `THAI_COMPOUNDS` in page text wrapped in
+    `<span class="nw">` (white-space: nowrap), so that no line breaks inside it. Tags,
+    attributes, titles and text areas are left as they are.
+
+    Works on the service's own rendered HTML, where every `<` of text is escaped, so a
+    `<...>` is always a tag."""
+    out, raw_until = [], None
+    for part in _TAG.split(html):
+        if part.startswith("<"):
+            if raw_until is None:
+                match = _RAW.match(part)
+                if match and not part.endswith("/>"):
+                    raw_until = "</" + match.group(1).lower()
+            elif part.lower().startswith(raw_until):
+                raw_until = None
+            out.append(part)
+        elif raw_until is None and part:
+            out.append(_COMPOUND.sub(r'<span class="nw">\g<0></span>', part))
+        else:
+            out.append(part)
+    return "".join(out)
 
 
 def thai_today() -> dt.date:

@@ -133,6 +133,19 @@ def days_left(days: int) -> str:
     return ngettext("%(num)d day late", "%(num)d days late", -days)
 
 
+def waiting_time(seconds: int) -> str:
+    """'about 40 minutes', 'about 2 hours and 5 minutes': how long a refused reporter must
+    wait, rounded up to the minute."""
+    minutes = max(1, -(-seconds // 60))
+    if minutes < 60:
+        return ngettext("about %(num)d minute", "about %(num)d minutes", minutes)
+    hours, rest = divmod(minutes, 60)
+    said = ngettext("about %(num)d hour", "about %(num)d hours", hours)
+    if rest:
+        said = gettext("%(hours)s and %(minutes)s", hours=said, minutes=ngettext("%(num)d minute", "%(num)d minutes", rest))
+    return said
+
+
 def deadline_distance(organisation: Organisation, due: dt.date, today: dt.date) -> str:
     """'in 3 working days', 'today', '2 days late': a deadline seen from today, in words a
     reporter reads, saying which kind of day is counted. Lateness is judged by the dates:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
+import time
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from limits.errors import StorageError
 
@@ -91,6 +93,19 @@ def hashed_client() -> str:
     """
     network = client_network(request.remote_addr or "", settings().ratelimit_ipv6_prefix)
     return crypto.keyed_hash(server_key(), b"rate limit", network.encode())[:12].hex()
+
+
+def seconds_to_wait() -> int | None:
+    """How long the client of this request must wait before the limit it hit lets it
+    through again (the end of the limit's window), or None when no limit was hit."""
+    limiter = current_app.extensions.get("whistle.limiter")
+    current = limiter.current_limit if limiter is not None else None
+    if current is None or not current.breached:
+        return None
+    try:
+        return max(1, math.ceil(current.window[0] - time.time()))
+    except Exception:  # the storage failed between the refusal and this question
+        return None
 
 
 def _storage_options(uri: str) -> dict:

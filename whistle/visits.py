@@ -86,6 +86,13 @@ def open_sealed_case(
         return None
 
 
+def view_closes_at(server_key: bytes, sealed: object, now: float, max_age_seconds: float) -> float | None:
+    """When the open view in the cookie closes by itself (seconds since the epoch), so that
+    the page can say so; None if there is no open view."""
+    payload = _open_view(server_key, sealed, now, max_age_seconds)
+    return None if payload is None else payload["at"] + max_age_seconds
+
+
 def close_view(server_key: bytes, sealed: object, now: float, max_age_seconds: float, closed: EphemeralStore) -> None:
     """Record the view as closed for the rest of its life. Only its random id is kept: it
     names neither the case nor the client."""

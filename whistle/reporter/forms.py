@@ -33,7 +33,11 @@ def _text(label: str, max_chars: int, required: bool = False, area: bool = True)
 
 
 class ReportForm(FlaskForm):
-    category = SelectField(_l("What kind of wrongdoing is it?"), validate_choice=False)
+    category = SelectField(
+        _l("What kind of wrongdoing is it?"),
+        validators=[DataRequired(_l("Please choose the kind of wrongdoing."))],
+        validate_choice=False,
+    )
     what = _text(_l("What happened?"), 20_000, required=True)
     people = _text(_l("Who is involved? Give their names, positions and units if you know them."), 5_000)
     when = _text(_l("When did it happen?"), 500, area=False)
@@ -80,7 +84,12 @@ class StatusForm(FlaskForm):
     code = StringField(
         _l("Your tracking code"),
         validators=[DataRequired(_l("Please type your tracking code.")), _code_check],
+        # A phone shows its number pad; spaces are optional (normalise_digits drops them).
+        render_kw={"inputmode": "numeric", "autocomplete": "off", "autocapitalize": "off", "spellcheck": "false"},
     )
+    #: A reply written while the case view closed, carried until the code is typed again,
+    #: then sent.
+    pending_reply = _text(_l("Your reply, not sent yet"), 10_000)
 
 
 class ReceiptForm(FlaskForm):

@@ -9,20 +9,41 @@ from __future__ import annotations
 import time
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, stream_with_context, url_for
+from flask import (Blueprint, Response, abort, flash, redirect, render_template, request, send_file, session,
+                   stream_with_context, url_for)
 from flask_babel import gettext as _
+from flask_limiter.errors import RateLimitExceeded
 
 from .. import cases, db, intake, visits
+from ..config import SEAL_TYPES, seal_path
 from ..codes import Busy, MalformedCode, TrackingCode, normalise_digits, parse_code
+from ..errors import too_many_message
 from ..extensions import server_key, settings, state, today, trust
+from ..i18n import keep_thai_words, switch_language, thai_clock
 from ..labels import OUTCOME_LABELS, STATUS_LABELS, category_choices, category_label
+from ..ratelimit import seconds_to_wait
 from ..models import Author
 from ..uploads import SealingUpload, blob_store, request_uploads
 from .forms import AddForm, CloseForm, RatingForm, ReceiptForm, ReplyForm, ReportForm, SavedForm, StatusForm
 
 bp = Blueprint("reporter", __name__)
 
+#: The name of the button a page's language control posts with that page's own form, so
+#: that switching language keeps what the page holds (i18n.switch_language).
+SWITCH = "switch_lang"
 
+
+@bp.after_request
+def _keep_thai_words(response: Response) -> Response:
+    if response.mimetype == "text/html" and not response.direct_passthrough:
+        response.set_data(keep_thai_words(response.get_data(as_text=True)))
+    return response
+
+
+def _switching_language() -> bool:
+    """True if this POST came from a language button (and the language is now switched):
+    the page is shown again as it was, in the other language, and nothing is sent."""
+    return SWITCH in request.form and switch_language(request.form.get(SWITCH))
 
 # --------------------------------------------------------------------------- helpers
 
@@ -73,6 +94,12 @@ def _reattach_notice(uploads: list[SealingUpload]) -> list[str]:
     return []
 
 
+def _reattach_after_switch(uploads: list[SealingUpload]) -> list[str]:
+    if uploads:
+        return [_("For your safety, files are not kept when the language is changed: please attach them again.")]
+    return []
+
+
 def _receipt_code(form: ReceiptForm) -> TrackingCode | None:
     """The code from a receipt form, only if the form is genuine and this visit was shown
     that code."""
@@ -108,6 +135,31 @@ def _form_problem(form) -> None:
 # --------------------------------------------------------------------------- pages
 
 
+@bp.app_template_global()
+def field_attrs(field, hint: object = None) -> dict[str, str]:
+    """The attributes that tie a field to its hint and errors (templates/reporter/_macros)."""
+    ids = ([field.id + "-hint"] if hint else []) + ([field.id + "-error"] if field.errors else [])
+    attrs = {"aria-describedby": " ".join(ids)} if ids else {}
+    if field.errors:
+        attrs["aria-invalid"] = "true"
+    return attrs
+
+
+@bp.app_context_processor
+def _seal_url() -> dict:
+    return {"seal_url": url_for("reporter.seal") if settings().organisation.seal else None}
+
+
+@bp.get("/seal")
+def seal():
+    """The organisation's seal, from the instance folder (config.seal_path checked it)."""
+    path = seal_path(settings())
+    if path is None:
+        abort(404)
+    return send_file(path, mimetype=SEAL_TYPES[path.suffix.lower()], max_age=0)
+
+
+
 @bp.get("/")
 def landing():
     s = settings()
@@ -123,14 +175,18 @@ def landing():
     )
 
 
-def _render_report_form(form: ReportForm, status: int = 200):
+def _render_report_form(form: ReportForm, status: int = 200, limit: str | None = None):
     s = settings()
     return render_template("reporter/report.html", form=form, max_files=s.max_files,
-                           max_mb=s.max_file_bytes // (1024 * 1024)), status
+                           max_mb=s.max_file_bytes // (1024 * 1024), onion=s.onion_address, limit=limit), status
 
 
 @bp.route("/report", methods=["GET", "POST"])
 def report():
+    if request.method == "POST" and _switching_language():
+        form = ReportForm(category_choices(settings().organisation))
+        form.files.errors = _reattach_after_switch(request_uploads())
+        return _render_report_form(form)
     form = ReportForm(category_choices(settings().organisation))
     if request.method != "POST":  # GET, and HEAD as GET
         return _render_report_form(form)
@@ -154,15 +210,34 @@ def report():
     return _render_report_form(form, 400)
 
 
-def _render_receipt(code: TrackingCode, error: str | None = None, status: int = 200, files: dict | None = None):
+def _receipt_facts() -> dict:
+    """What a receipt says besides the code, so that it works on its own, printed or saved:
+    where to come back, the date, the deadlines as dates, how days are counted."""
+    s = settings()
+    received_on = today()
+    due = cases.deadlines(s.organisation, received_on)
+    return {
+        "received_on": received_on,
+        "ack_due": due.ack_due,
+        "resolve_due": due.resolve_due,
+        "day_count": s.organisation.day_count,
+        "site": s.site_url or request.url_root.rstrip("/"),
+        "onion": s.onion_address,
+    }
+
+
+def _render_receipt(code: TrackingCode, error: str | None = None, status: int = 200, files: dict | None = None,
+                    last_group: str = "", limit: str | None = None):
     return render_template(
         "reporter/receipt.html",
         files=files,
         code=code.display(),
-        saved_form=SavedForm(code=code.display()),
-        receipt_form=ReceiptForm(code=code.display()),
+        groups=code.display().split(),
+        saved_form=SavedForm(formdata=None, code=code.display(), last_group=last_group),
+        receipt_form=ReceiptForm(formdata=None, code=code.display()),
         error=error,
-        received_on=today(),
+        limit=limit,
+        **_receipt_facts(),
     ), status
 
 
@@ -172,6 +247,8 @@ def saved():
     code = _receipt_code(form)
     if code is None:
         return render_template("reporter/receipt_closed.html"), 400
+    if _switching_language():  # the receipt again, in the other language, code and all
+        return _render_receipt(code, last_group=form.last_group.data or "")
     try:
         typed = normalise_digits(form.last_group.data or "")
     except MalformedCode:
@@ -181,7 +258,7 @@ def saved():
             code, _("Those digits do not match the last group of your code. Check what you saved, then try again."), 400
         )
     session.pop("receipt", None)
-    return render_template("reporter/saved.html")
+    return render_template("reporter/saved.html", **_receipt_facts())
 
 
 @bp.post("/report/receipt.txt")
@@ -189,12 +266,19 @@ def receipt_text():
     code = _receipt_code(ReceiptForm())
     if code is None:
         return render_template("reporter/receipt_closed.html"), 400
-    body = render_template("reporter/receipt.txt", code=code.display(), received_on=today())
+    body = render_template("reporter/receipt.txt", code=code.display(), **_receipt_facts())
+    # Saved under a name in the reporter's language (RFC 6266), plain ASCII for old browsers.
+    name = _("tracking-code-receipt") + ".txt"
     return Response(
         body.replace("\n", "\r\n"),
         mimetype="text/plain",
-        headers={"Content-Disposition": 'attachment; filename="receipt.txt"'},
+        headers={"Content-Disposition": f"attachment; filename=\"receipt.txt\"; filename*=UTF-8''{quote(name)}"},
     )
+
+
+def _render_status(form: StatusForm, status: int = 200, **flags):
+    form.code.data = ""  # never echo a code: not on an expired form, not for a wrong one
+    return render_template("reporter/status.html", form=form, **flags), status
 
 
 @bp.route("/status", methods=["GET", "POST"])
@@ -202,20 +286,33 @@ def status():
     form = StatusForm()
     if request.method != "POST":  # GET, and HEAD as GET
         return render_template("reporter/status.html", form=form)
+    if _switching_language():
+        return _render_status(StatusForm())
     if not form.validate_on_submit():
         _form_problem(form)
-        form.code.data = ""  # never echo a code, not even on an expired form
-        return render_template("reporter/status.html", form=form), 400
+        return _render_status(form, 400)
     try:
         opened = intake.open_case(db.session(), settings(), server_key(), state(), form.code.parsed)
     except intake.UnknownCode:
-        form.code.data = ""  # never echo a code; the same page for unknown and wrong codes
-        return render_template("reporter/status.html", form=form, not_found=True), 404
+        # the same page for unknown and wrong codes
+        return _render_status(form, 404, not_found=True)
     except Busy:
-        form.code.data = ""
-        return render_template("reporter/status.html", form=form, busy=True), 503
+        return _render_status(form, 503, busy=True)
     session["case"] = visits.seal_open_case(server_key(), opened, time.time())
+    pending = (form.pending_reply.data or "").strip()
+    if pending:  # written while the view had closed: sent now that the code opened it
+        try:
+            intake.add_message(db.session(), blob_store(), trust(), opened.report_id, Author.REPORTER, pending, [], today())
+        except intake.StorageFailed:
+            flash(_("Your reply could not be stored just now, and nothing was kept. Please send it again."), "error")
+            return _render_case(opened, ReplyForm(formdata=None, text=pending), 503)
+        flash(_("Your reply was sent to the officers."), "success")
     return redirect(url_for(".case"), 303)
+
+
+def _view_closes_at() -> str | None:
+    closes = visits.view_closes_at(server_key(), session.get("case"), time.time(), settings().status_view_minutes * 60)
+    return None if closes is None else thai_clock(closes)
 
 
 def _render_case(
@@ -224,6 +321,7 @@ def _render_case(
     status: int = 200,
     rating_form: RatingForm | None = None,
     add_form: AddForm | None = None,
+    limit: str | None = None,
 ):
     s = settings()
     view = intake.view_case(db.session(), trust(), opened)
@@ -241,6 +339,9 @@ def _render_case(
         max_files=s.max_files,
         max_mb=s.max_file_bytes // (1024 * 1024),
         today=today(),
+        closes_at=_view_closes_at(),
+        view_minutes=s.status_view_minutes,
+        limit=limit,
     ), status
 
 
@@ -253,12 +354,30 @@ def case():
     return _render_case(opened, ReplyForm())
 
 
+def _keep_reply_until_code(text: str, uploads: list[SealingUpload], limit: str | None = None, status: int = 200):
+    """The case view closed while a reply was being written: keep the text on the page
+    that asks for the code, and send it once the code opens the case again."""
+    form = StatusForm(formdata=None, pending_reply=text)
+    return render_template(
+        "reporter/status.html", form=form, pending=True, limit=limit, reattach=bool(uploads)
+    ), status
+
+
 @bp.post("/case/reply")
 def reply():
     opened = _opened_case()
-    if opened is None:
-        return _view_closed_nothing_sent()
     form = ReplyForm()
+    if opened is None:
+        switch_language(request.form.get(SWITCH))
+        text = (form.text.data or "").strip()
+        # Only a reply from this visit's own form is kept to be sent with the code: another
+        # site's form must not slip its words into what the reporter then sends.
+        if not text or not CloseForm().validate_on_submit():
+            return _view_closed_nothing_sent()
+        return _keep_reply_until_code(text, request_uploads())
+    if _switching_language():
+        form.files.errors = _reattach_after_switch(request_uploads())
+        return _render_case(opened, form)
     valid = form.validate_on_submit()
     uploads = request_uploads()
     file_errors = _file_errors(uploads, form.files.name)
@@ -343,6 +462,8 @@ def rate():
     if opened is None:
         return _view_closed_nothing_sent()
     form = RatingForm()
+    if _switching_language():
+        return _render_case(opened, ReplyForm(formdata=None), rating_form=form)
     if not form.validate_on_submit():
         _form_problem(form)
         return _render_case(opened, ReplyForm(), 400, rating_form=form)
@@ -370,3 +491,39 @@ def close():
     # Closed on the server too, so that a copy of the cookie opens nothing.
     visits.close_view(server_key(), sealed, time.time(), settings().status_view_minutes * 60, state())
     return redirect(url_for(".landing"), 303)
+
+
+# --------------------------------------------------------------------------- rate limits
+
+
+@bp.errorhandler(RateLimitExceeded)
+def too_many(_exc: RateLimitExceeded):
+    """A refused page keeps what the reporter typed (a whole report, a reply, the receipt's
+    code) and says how long to wait, from the limit's own window."""
+    wait = seconds_to_wait()
+    limit = too_many_message()
+    headers = {"Retry-After": str(wait)} if wait else {}
+    endpoint = request.endpoint
+    if endpoint == "reporter.report":
+        form = ReportForm(category_choices(settings().organisation))
+        form.files.errors = _reattach_notice(request_uploads())
+        body, status = _render_report_form(form, 429, limit)
+    elif endpoint == "reporter.status":
+        body, status = _render_status(StatusForm(), 429, limit=limit, pending=bool(request.form.get("pending_reply")))
+    elif endpoint in ("reporter.reply", "reporter.rate"):
+        opened = _opened_case()
+        if endpoint == "reporter.rate" and opened is not None:
+            body, status = _render_case(opened, ReplyForm(formdata=None), 429, rating_form=RatingForm(), limit=limit)
+        elif opened is not None:
+            form = ReplyForm()
+            form.files.errors = _reattach_notice(request_uploads())
+            body, status = _render_case(opened, form, 429, limit=limit)
+        elif endpoint == "reporter.reply" and (request.form.get("text") or "").strip():
+            body, status = _keep_reply_until_code(request.form["text"].strip(), request_uploads(), limit, 429)
+        else:
+            body, status = render_template("errors/error.html", title=_("Too many attempts"), message=limit), 429
+    elif endpoint in ("reporter.saved", "reporter.receipt_text") and (code := _receipt_code(ReceiptForm())) is not None:
+        body, status = _render_receipt(code, status=429, limit=limit)
+    else:
+        body, status = render_template("errors/error.html", title=_("Too many attempts"), message=limit), 429
+    return body, status, headers

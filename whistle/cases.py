@@ -126,29 +126,65 @@ def deadlines(organisation: Organisation, received_on: dt.date) -> Deadlines:
 
 
 @dataclass(frozen=True)
+class DaysLeft:
+    """One deadline seen from today, in the words the list and the case page both show.
+
+    `late` is judged by the dates alone, as `DeadlineState.overdue` is: on the Saturday
+    after a Friday deadline the case is late although, in working days, no day has passed
+    (`days` 0). `days`: days left (> 0), 0 due today or late by no whole counted day,
+    days late (< 0), as the organisation counts days; a deadline ahead is never 0 days
+    away unless it is today (a deadline on a coming non-working day counts calendar days).
+    """
+
+    days: int
+    late: bool
+
+    @property
+    def today(self) -> bool:
+        return self.days == 0 and not self.late
+
+
+def days_left(organisation: Organisation, due: dt.date, today: dt.date) -> DaysLeft:
+    if due > today:
+        return DaysLeft(days_between(organisation, today, due) or (due - today).days, late=False)
+    if due == today:
+        return DaysLeft(0, late=False)
+    return DaysLeft(-days_between(organisation, due, today), late=True)
+
+
+@dataclass(frozen=True)
 class DeadlineState:
-    """Where a case stands against its deadlines today, for lists and pages. "Due soon":
-    a pending deadline within `DUE_SOON_DAYS` days (as the organisation counts days)."""
+    """Where a case stands against its deadlines today, for the list and the case page
+    alike (both show `ack` and `resolve` through labels.days_left). "Due soon": a pending
+    deadline within `DUE_SOON_DAYS` days (as the organisation counts days)."""
 
     ack_pending: bool
-    ack_days_left: int
+    ack: DaysLeft
     resolve_pending: bool
-    resolve_days_left: int
+    resolve: DaysLeft
     overdue: bool
     due_soon: bool
+
+    @property
+    def ack_days_left(self) -> int:
+        return self.ack.days
+
+    @property
+    def resolve_days_left(self) -> int:
+        return self.resolve.days
 
 
 def deadline_state(organisation: Organisation, report: Report, today: dt.date) -> DeadlineState:
     still_open = report.status is not Status.CLOSED
     ack_pending = still_open and report.acknowledged_on is None
     pending = [due for waiting, due in ((ack_pending, report.ack_due), (still_open, report.resolve_due)) if waiting]
-    overdue = any(due < today for due in pending)
+    overdue = any(due < today for due in pending)  # the same test as DaysLeft.late
     soon = add_days(organisation, today, DUE_SOON_DAYS)
     return DeadlineState(
         ack_pending=ack_pending,
-        ack_days_left=days_between(organisation, today, report.ack_due),
+        ack=days_left(organisation, report.ack_due, today),
         resolve_pending=still_open,
-        resolve_days_left=days_between(organisation, today, report.resolve_due),
+        resolve=days_left(organisation, report.resolve_due, today),
         overdue=overdue,
         due_soon=not overdue and any(due <= soon for due in pending),
     )

@@ -71,9 +71,9 @@ def get_case(session: Session, case_id: int, *, whole: bool = False) -> Report:
 def _load_whole(session: Session, report: Report) -> None:
     """Load a case's thread, files, notes, timeline and the accounts they name in one
     query each (five in all, fewer when the accounts are already loaded), and link them
-    in Python. SQLAlchemy's selectinload did the same work in eleven loader passes, two
-    of them a second query for the same attachments: a third of the cost of opening a
-    case (docs/benchmarks.md, "Opening a case")."""
+    in Python. SQLAlchemy's selectinload did the same work in nine loader passes, the
+    attachments fetched twice, at 2.4 times the cost (docs/benchmarks.md, "The officers'
+    workspace")."""
     rid = report.id
     messages = session.scalars(select(Message).where(Message.report_id == rid).order_by(Message.id)).all()
     attachments = session.scalars(select(Attachment).where(Attachment.report_id == rid).order_by(Attachment.id)).all()

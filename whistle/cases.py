@@ -58,7 +58,8 @@ def get_case(session: Session, case_id: int, *, whole: bool = False) -> Report:
     """The case with this number; `CaseNotFound` if there is none or it was purged.
 
     `whole` loads its thread, files, notes and timeline at once (a handful of queries
-    instead of one per message), for a page that shows them all.
+    instead of one per message), for a page that shows them all. It replaces whatever of
+    them this session had loaded: ask for it before changing any, as a page's GET does.
     """
     report = session.get(Report, case_id)
     if report is None or report.purged_on is not None:

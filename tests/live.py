@@ -35,6 +35,8 @@ CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 NGINX_SITE = ROOT / "deploy" / "nginx" / "whistle.conf"
+GUNICORN_OFFICERS_CONF = ROOT / "deploy" / "gunicorn-officers.conf.py"
+NGINX_OFFICERS_SITE = ROOT / "deploy" / "nginx" / "whistle-officers.conf"
 
 
 def free_port() -> int:
@@ -394,8 +396,9 @@ def nginx_binary() -> str | None:
     )
 
 
-def self_signed_certificate(folder: Path, name: str) -> tuple[Path, Path]:
-    """A certificate for `name` (and its key), valid for a day; PEM files in `folder`."""
+def self_signed_certificate(folder: Path, name: str, *more_names: str) -> tuple[Path, Path]:
+    """A certificate for `name` and `more_names` (and its key), valid for a day; PEM files
+    in `folder`."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -408,7 +411,7 @@ def self_signed_certificate(folder: Path, name: str) -> tuple[Path, Path]:
         x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in (name, *more_names)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -431,39 +434,61 @@ def _replace(text: str, old: str, new: str, *, regex: bool = False) -> str:
 
 class Nginx:
     """nginx running the shipped site (deploy/nginx/whistle.conf) for real, on free loopback
-    ports, in front of the app at `upstream_port`.
+    ports, in front of the app at `upstream_port`; with `officer_upstream_port`, the
+    officers' site (deploy/nginx/whistle-officers.conf) too, in front of the officers' app.
 
-    The site is used as the README installs it, with its placeholders replaced (the host
-    name, the onion name, the project's folder), a self-signed certificate in place of
-    certbot's, its log folder and ports moved here. A minimal main configuration, modelled
-    on Debian's (an access log at the http level, which the site must switch off; 768
-    connections per worker), includes it, with the pid file and temp folders in `folder`.
+    The sites are used as the README installs them, with their placeholders replaced (the
+    host names, the onion name, the project's folder), a self-signed certificate in place of
+    certbot's, their log folder and ports moved here. A minimal main configuration, modelled
+    on Debian's (an access log at the http level, which the sites must switch off; 768
+    connections per worker), includes them, with the pid file and temp folders in `folder`.
     """
 
     HOST_NAME = "whistle.test"
+    OFFICER_HOST_NAME = "officers.test"
     ONION_NAME = "whistletestonionaddressxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.onion"
 
-    def __init__(self, folder: Path, upstream_port: int, *, site: str | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        upstream_port: int,
+        *,
+        site: str | None = None,
+        officer_upstream_port: int | None = None,
+        officer_site: str | None = None,
+    ) -> None:
         binary = nginx_binary()
         assert binary, "nginx is not installed (.ci/run installs it: apt-get install -y nginx)"
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
-        self.cert, key = self_signed_certificate(folder, self.HOST_NAME)
+        self.cert, key = self_signed_certificate(folder, self.HOST_NAME, self.OFFICER_HOST_NAME)
         self.https_port, self.http_port, self.onion_port = free_port(), free_port(), free_port()
-        text = site if site is not None else NGINX_SITE.read_text("utf-8")
-        text = _replace(text, "/etc/letsencrypt/live/whistle.example.go.th/fullchain.pem", str(self.cert))
-        text = _replace(text, "/etc/letsencrypt/live/whistle.example.go.th/privkey.pem", str(key))
+
+        def localise(text: str, name: str) -> str:
+            """What every site shares: certificate, name, folders, ports 80 and 443."""
+            text = _replace(text, f"/etc/letsencrypt/live/{name}/fullchain.pem", str(self.cert))
+            text = _replace(text, f"/etc/letsencrypt/live/{name}/privkey.pem", str(key))
+            text = _replace(text, "/srv/whistle/app/", f"{ROOT}/")
+            text = _replace(text, "/var/log/nginx/", f"{folder}/")
+            text = _replace(text, "/var/www/html", str(folder / "acme"))
+            text = _replace(text, r"listen (\[::\]:)?80( default_server)?;", lambda m: f"listen {'[::1]' if m.group(1) else HOST}:{self.http_port}{m.group(2) or ''};", regex=True)
+            return _replace(text, r"listen (\[::\]:)?443 ", lambda m: f"listen {'[::1]' if m.group(1) else HOST}:{self.https_port} ", regex=True)
+
+        text = localise(site if site is not None else NGINX_SITE.read_text("utf-8"), "whistle.example.go.th")
         text = _replace(text, "whistle.example.go.th", self.HOST_NAME)
         text = _replace(text, "ONION-ADDRESS.onion", self.ONION_NAME)
-        text = _replace(text, "/srv/whistle/app/", f"{ROOT}/")
-        text = _replace(text, "/var/log/nginx/", f"{folder}/")
-        text = _replace(text, "/var/www/html", str(folder / "acme"))
         text = _replace(text, "server 127.0.0.1:8000;", f"server {HOST}:{upstream_port};")
-        text = _replace(text, r"listen (\[::\]:)?80;", lambda m: f"listen {'[::1]' if m.group(1) else HOST}:{self.http_port};", regex=True)
-        text = _replace(text, r"listen (\[::\]:)?443 ", lambda m: f"listen {'[::1]' if m.group(1) else HOST}:{self.https_port} ", regex=True)
         text = _replace(text, "listen 127.0.0.1:8081 ", f"listen {HOST}:{self.onion_port} ")
         self.site = folder / "whistle.conf"
         self.site.write_text(text, "utf-8")
+        includes = [self.site]
+        if officer_upstream_port is not None:
+            text = localise(officer_site if officer_site is not None else NGINX_OFFICERS_SITE.read_text("utf-8"), "officers.example.go.th")
+            text = _replace(text, "officers.example.go.th", self.OFFICER_HOST_NAME)
+            text = _replace(text, "server 127.0.0.1:8001;", f"server {HOST}:{officer_upstream_port};")
+            self.officer_site = folder / "whistle-officers.conf"
+            self.officer_site.write_text(text, "utf-8")
+            includes.append(self.officer_site)
         temp = "\n".join(
             f"    {kind}_temp_path {folder / (kind + '_temp')};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         )
@@ -477,7 +502,7 @@ class Nginx:
             f"{user}worker_processes 2;\npid {folder / 'nginx.pid'};\nerror_log {self.main_error_log};\n"
             "events {\n    worker_connections 768;\n}\n"
             f"http {{\n{mime}    default_type application/octet-stream;\n"
-            f"    access_log {self.access_log};\n{temp}\n    include {self.site};\n}}\n",
+            f"    access_log {self.access_log};\n{temp}\n" + "".join(f"    include {path};\n" for path in includes) + "}\n",
             "utf-8",
         )
         self.command = [binary, "-p", str(folder), "-e", str(self.main_error_log), "-c", str(self.conf)]
@@ -505,6 +530,10 @@ class Nginx:
     def browser(self, **kwargs) -> Browser:
         """A browser on the clear-web intake host (HTTPS, certificate checked)."""
         return Browser(self.https_port, tls=self.tls, host_name=self.HOST_NAME, **kwargs)
+
+    def officer_browser(self, **kwargs) -> Browser:
+        """A browser on the officers' host (HTTPS, certificate checked)."""
+        return Browser(self.https_port, tls=self.tls, host_name=self.OFFICER_HOST_NAME, **kwargs)
 
     def onion_browser(self, circuit: int = 1, **kwargs) -> Browser:
         """A Tor Browser on the onion host: Tor's PROXY line names the circuit, as

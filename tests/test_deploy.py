@@ -13,6 +13,12 @@
     configuration): the intake host over HTTPS, a journey through it, static files, the
     redirect from port 80, the onion host behind Tor's PROXY line; nothing it writes names
     the client; each client may have at most 10 uploads in progress.
+(e) the officers' workspace in production: its own gunicorn (deploy/gunicorn-officers.conf.py)
+    behind its own nginx host (deploy/nginx/whistle-officers.conf), run for real beside the
+    reporters' site: the officers' host serves the sign-in page and no reporter page; the
+    reporters' host and the onion host serve no officer page; the allow-list keeps other
+    networks out; Tor forwards to the reporters' onion server alone; every systemd unit
+    passes `systemd-analyze verify`.
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ import logging
 import os
 import re
 import runpy
+import shutil
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -35,6 +44,9 @@ from .conftest import REDIS_URL, TIP, csrf_token, hidden, receipt_code, redis_re
 from .live import Browser
 
 GUNICORN_CONF, NGINX_SITE = live.GUNICORN_CONF, live.NGINX_SITE
+GUNICORN_OFFICERS_CONF, NGINX_OFFICERS_SITE = live.GUNICORN_OFFICERS_CONF, live.NGINX_OFFICERS_SITE
+TORRC = live.ROOT / "deploy" / "tor" / "torrc.snippet"
+SYSTEMD = live.ROOT / "deploy" / "systemd"
 
 CLIENT_ADDRESS = "127.0.0.77"
 FORWARDED_FOR = "198.51.100.23"  # TEST-NET-2: what nginx would forward
@@ -407,9 +419,22 @@ def test_nginx_reads_headers_against_a_time_limit_on_every_port(nginx_site):
 # --------------------------------------------------------------------------- (d) nginx for real
 
 
+#: The officers' site as a municipality restricts it to its own network: here loopback's
+#: 127.0.0.1 (and ::1), so that a client from 127.0.0.77 stands for the internet.
+OFFICER_NETWORK = "127.0.0.1"
+
+
+def _officer_site_for(network: str) -> str:
+    """The shipped officers' site with its allow-list set as the file's header says."""
+    text = NGINX_OFFICERS_SITE.read_text("utf-8")
+    assert text.count("    default 1;\n") == 1
+    return text.replace("    default 1;\n", f"    default 0;\n    {network} 1;\n    ::1 1;\n")
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    """The shipped nginx site in front of gunicorn with the shipped settings, both running."""
+    """The shipped nginx sites in front of gunicorn with the shipped settings, all running:
+    the reporters' app and, on its own host and process, the officers' app."""
     pytest.importorskip("gunicorn", reason="gunicorn is not installed (pip install -e '.[production]')")
     folder = tmp_path_factory.mktemp("stack")
     env = live.server_env(
@@ -418,13 +443,21 @@ def stack(tmp_path_factory):
     )
     instance = live.make_instance(folder, env)
     gunicorn = live.Gunicorn(folder / "gunicorn", {**env, "WHISTLE_INSTANCE": str(instance)})
-    nginx = live.Nginx(folder / "nginx", gunicorn.port)
+    officers = live.Gunicorn(
+        folder / "gunicorn-officers", {**env, "WHISTLE_INSTANCE": str(instance)}, config=GUNICORN_OFFICERS_CONF
+    )
+    nginx = live.Nginx(
+        folder / "nginx", gunicorn.port, officer_upstream_port=officers.port,
+        officer_site=_officer_site_for(OFFICER_NETWORK),
+    )
     try:
         assert gunicorn.wait(), gunicorn.tail()
+        assert officers.wait(), officers.tail()
         nginx.start()
         yield nginx
     finally:
         nginx.stop()
+        officers.stop()
         gunicorn.stop()
 
 
@@ -593,3 +626,215 @@ def test_gunicorn_logger_scrubs_addresses_headers_and_exception_text(gunicorn_se
         assert needle not in text, needle
     access = tmp_path / "access.log"
     assert not access.exists() or access.stat().st_size == 0
+
+
+# --------------------------------------------------------------------------- (e) the officers' workspace
+
+
+def _paths(factory, folder: Path) -> set[str]:
+    """Every path of an app (arguments filled in), static files left out: both apps serve
+    the same static files."""
+    app = factory(
+        {"instance_path": folder, "secret_key": "x" * 40, "database_url": f"sqlite:///{folder / 'paths.sqlite3'}"},
+        require_recipients=False,
+    )
+    paths = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        arguments = {arg: "2569" if arg == "year" else "h1" if arg == "period" else "1" for arg in rule.arguments}
+        paths.add(rule.build(arguments, append_unknown=False)[1] if rule.arguments else rule.rule)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def app_paths(tmp_path_factory) -> tuple[set[str], set[str]]:
+    """(the reporters' app's paths, the officers' app's paths)."""
+    from whistle import create_app, create_officer_app
+
+    folder = tmp_path_factory.mktemp("paths")
+    return _paths(create_app, folder), _paths(create_officer_app, folder)
+
+
+def test_officer_host_serves_the_sign_in_page_through_nginx(stack):
+    checked = stack.check()
+    assert checked.returncode == 0, checked.stderr
+    browser = stack.officer_browser(source_address=(OFFICER_NETWORK, 0))
+    status, sent, page = browser.get("/sign-in")
+    assert status == 200, page[:500]
+    assert 'name="passphrase"' in page and 'name="code"' in page and 'name="csrf_token"' in page
+    assert "max-age=63072000" in sent["Strict-Transport-Security"]
+    assert "Onion-Location" not in sent  # the workspace has no onion address
+    assert sent["X-Robots-Tag"] == "noindex, nofollow"
+    assert "default-src 'none'" in sent["Content-Security-Policy"] and sent["X-Content-Type-Options"] == "nosniff"
+    assert "whistle_officer" in browser.cookies and "whistle" not in browser.cookies  # the officers' own cookie
+    # The host's root sends to signing in; nginx serves the static files here too.
+    status, sent, _ = browser.get("/")
+    assert status in (302, 303) and sent["Location"].endswith("/sign-in")
+    status, sent, css = browser.get("/static/style.css")
+    assert status == 200 and css == (live.ROOT / "whistle" / "static" / "style.css").read_text("utf-8")
+    assert sent["X-Robots-Tag"] == "noindex, nofollow" and "max-age=63072000" in sent["Strict-Transport-Security"]
+    # A sign-in goes through nginx to the app (CSRF token and all, over HTTPS with no
+    # Referer, as the pages' Referrer-Policy makes browsers send) and back with its answer.
+    status, _, page = browser.get("/sign-in")
+    status, _, answer = browser.post(
+        "/sign-in", {"username": "nobody", "passphrase": "wrong passphrase", "code": "", "csrf_token": csrf_token(page)}
+    )
+    assert status == 401 and 'name="passphrase"' in answer, (status, answer[:500])
+    # Port 80 of the officers' host sends to its HTTPS, not to the intake host.
+    status, sent, _ = Browser(stack.http_port, host_name=stack.OFFICER_HOST_NAME, source_address=(OFFICER_NETWORK, 0)).get("/cases")
+    assert status == 301 and sent["Location"] == f"https://{stack.OFFICER_HOST_NAME}/cases"
+    # Bodies over the cap are refused by nginx, as on the intake host.
+    connection = browser.connection()
+    connection.putrequest("POST", "/cases/1/messages", skip_host=True)
+    connection.putheader("Host", stack.OFFICER_HOST_NAME)
+    connection.putheader("Content-Length", str(200 * 1024 * 1024))
+    connection.endheaders()
+    assert connection.getresponse().status == 413
+    connection.close()
+
+
+def test_reporter_and_onion_hosts_answer_no_officer_path(stack, app_paths):
+    reporter_paths, officer_paths = app_paths
+    assert {"/sign-in", "/cases", "/cases/1", "/audit", "/admin/accounts", "/record"} <= officer_paths
+    only_officers = officer_paths - reporter_paths
+    browsers = {
+        "intake": stack.browser(source_address=(OFFICER_NETWORK, 0)),
+        "onion": stack.onion_browser(),
+        # Tor Browser asking the onion server for the officers' name: still the onion server.
+        "onion, officers' name": live.Browser(
+            stack.onion_port, host_name=stack.OFFICER_HOST_NAME,
+            proxy_line=b"PROXY TCP6 fc00:dead:beef:4dad::0:9 ::1 65535 80\r\n",
+        ),
+    }
+    for where, browser in browsers.items():
+        for path in sorted(only_officers):
+            status, sent, page = browser.get(path)
+            assert status == 404, f"{where} {path}: {status}"
+            assert 'name="passphrase"' not in page, f"{where} {path}"
+        status, _, _ = browser.post("/sign-in", {"username": "officer-1", "passphrase": "x", "code": ""})
+        assert status in (404, 405), f"{where} POST /sign-in: {status}"
+        # The paths both apps have ("/") are the reporters' pages here.
+        for path in sorted(officer_paths & reporter_paths):
+            status, sent, page = browser.get(path)
+            assert status == 200 and 'name="passphrase"' not in page, f"{where} {path}"
+        assert "whistle_officer" not in browser.cookies, where
+
+
+def test_officer_host_answers_no_reporter_path(stack, app_paths):
+    reporter_paths, officer_paths = app_paths
+    assert {"/report", "/status", "/case", "/manual", "/statistics/2569"} <= reporter_paths
+    browser = stack.officer_browser(source_address=(OFFICER_NETWORK, 0))
+    for path in sorted(reporter_paths - officer_paths):
+        status, sent, page = browser.get(path)
+        # Not signed in, the officers' app sends every path it does not know to signing
+        # in; it has no reporter page to show.
+        assert status in (302, 303, 404), f"{path}: {status}"
+        if status != 404:
+            assert sent["Location"].endswith("/sign-in"), f"{path}: {sent['Location']}"
+    status, sent, page = browser.post("/report", dict(TIP))
+    assert status in (302, 303, 400, 404) and "tracking code" not in page.lower(), status
+    assert "whistle" not in browser.cookies  # never the reporters' cookie
+
+
+def test_officer_host_refuses_addresses_outside_the_allow_list(stack):
+    if not live.can_send_from(CLIENT_ADDRESS):
+        pytest.skip(f"this system cannot send from {CLIENT_ADDRESS} (loopback is not a whole 127.0.0.0/8)")
+    outside = stack.officer_browser(source_address=(CLIENT_ADDRESS, 0))
+    for path in ("/sign-in", "/", "/static/style.css", "/cases/1"):
+        status, _, page = outside.get(path)
+        assert status == 403 and 'name="passphrase"' not in page, (path, status)
+    status, _, _ = Browser(stack.http_port, host_name=stack.OFFICER_HOST_NAME, source_address=(CLIENT_ADDRESS, 0)).get("/")
+    assert status == 403
+    # The reporters' host is not restricted.
+    assert stack.browser(source_address=(CLIENT_ADDRESS, 0)).get("/")[0] == 200
+    # Nothing was written about the refused client.
+    site_log = stack.folder / "whistle-error.log"
+    assert not site_log.exists() or CLIENT_ADDRESS.encode() not in site_log.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def officer_servers() -> list[str]:
+    blocks = _nginx_blocks(NGINX_OFFICERS_SITE.read_text("utf-8"))
+    assert len(blocks) == 2, "a port-80 server and the HTTPS server"
+    return blocks
+
+
+def test_officer_site_keeps_the_intake_sites_promises(officer_servers, intake_servers):
+    site = NGINX_OFFICERS_SITE.read_text("utf-8")
+    default = Settings(instance_path=Path("."), secret_key="x" * 32, database_url="", blob_dir=Path("."))
+    for block in officer_servers:
+        assert _directives(block, "access_log") == ["off"]
+        assert all(v.split()[-1] == "crit" for v in _directives(block, "error_log")) and _directives(block, "error_log")
+        assert _directives(block, "server_tokens") == ["off"]
+        assert "$whistle_officer_allowed = 0" in block  # the allow-list applies to both
+        assert _directives(block, "server_name") == ["officers.example.go.th"]
+        # Never a default server: whistle.conf's take any other name.
+        assert not any("default_server" in v for v in _directives(block, "listen"))
+    https = next(b for b in officer_servers if "proxy_pass" in b)
+    clear = intake_servers["clear"]
+    for name in ("ssl_protocols", "ssl_ciphers", "client_max_body_size", "client_body_timeout",
+                 "client_header_timeout", "send_timeout", "keepalive_timeout", "reset_timedout_connection",
+                 "proxy_request_buffering", "proxy_max_temp_file_size", "proxy_http_version", "proxy_buffers",
+                 "proxy_send_timeout", "proxy_read_timeout"):
+        assert _directives(https, name) == _directives(clear, name), name
+    assert _size(_directives(https, "client_max_body_size")[0]) == default.max_content_length
+    assert "proxy_set_header X-Forwarded-For $remote_addr" in https
+    assert [v for v in _directives(https, "add_header") if v.startswith("Strict-Transport-Security")]
+    assert not [v for v in _directives(https, "add_header") if v.startswith("Onion-Location")]
+    assert _directives(https, "proxy_pass") == ["http://whistle_officers_app"]
+    # As shipped, open to every address (the allow-list is documented, off by default).
+    assert re.search(r"geo \$whistle_officer_allowed \{\s*default 1;", re.sub(r"#[^\n]*", "", site))
+
+
+def test_only_the_officers_host_reaches_the_officers_app(nginx_site, officer_servers):
+    officers_site = NGINX_OFFICERS_SITE.read_text("utf-8")
+    officer_upstream = _nginx_blocks(officers_site, "upstream whistle_officers_app")
+    intake_upstream = _nginx_blocks(nginx_site, "upstream whistle_app")
+    assert _directives(officer_upstream[0], "server") == ["127.0.0.1:8001"]
+    assert _directives(intake_upstream[0], "server") == ["127.0.0.1:8000"]
+    # The two gunicorn files listen where the sites expect.
+    reporters = runpy.run_path(str(GUNICORN_CONF))
+    officers = runpy.run_path(str(GUNICORN_OFFICERS_CONF))
+    assert reporters["bind"] == ["127.0.0.1:8000"] and officers["bind"] == ["127.0.0.1:8001"]
+    assert reporters["wsgi_app"] == "whistle:create_app()" and officers["wsgi_app"] == "whistle:create_officer_app()"
+    assert officers["logger_class"].__name__ == "AddresslessLogger" and officers["accesslog"] is None
+    # whistle.conf (the intake and onion servers) never proxies to the officers' app.
+    assert "whistle_officers_app" not in nginx_site and "8001" not in re.sub(r"#[^\n]*", "", nginx_site)
+    for block in _nginx_blocks(nginx_site):
+        assert all(v == "http://whistle_app" for v in _directives(block, "proxy_pass"))
+    # Tor forwards to the onion server of whistle.conf alone.
+    torrc = [line.split() for line in TORRC.read_text("utf-8").splitlines() if line and not line.startswith("#")]
+    ports = [line[1:] for line in torrc if line[0] == "HiddenServicePort"]
+    assert ports == [["80", "127.0.0.1:8081"]], ports
+    # Port 80's and 443's default servers are the intake site's: a request for another
+    # name never lands on the officers' host.
+    for port in ("80", "443"):
+        defaults = [b for b in _nginx_blocks(nginx_site) if any(
+            re.match(rf"(\[::\]:)?{port}\b", v) and "default_server" in v for v in _directives(b, "listen"))]
+        assert len(defaults) == 1, port
+
+
+def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path):
+    """Every shipped unit, with the project's folder where the README puts it (here, this
+    checkout, so that the programs named by ExecStart exist)."""
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is not installed (.ci/run installs it: apt-get install -y systemd)"
+    units = sorted(SYSTEMD.iterdir())
+    assert {"whistle.service", "whistle-officers.service"} <= {u.name for u in units}
+    scripts = Path(sys.executable).parent  # where this environment's gunicorn and whistle are
+    assert (scripts / "gunicorn").exists() and (scripts / "whistle").exists(), scripts
+    for unit in units:
+        text = unit.read_text("utf-8").replace("/srv/whistle/app/.venv/bin", str(scripts))
+        (tmp_path / unit.name).write_text(text.replace("/srv/whistle/app", str(live.ROOT)), "utf-8")
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", *(str(tmp_path / u.name) for u in units)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The officers' unit runs the officers' gunicorn file, hardened as the reporters' one.
+    reporters = (SYSTEMD / "whistle.service").read_text("utf-8")
+    officers = (SYSTEMD / "whistle-officers.service").read_text("utf-8")
+    assert "--config /srv/whistle/app/deploy/gunicorn-officers.conf.py" in officers
+    settings = lambda text: sorted(l for l in text.splitlines() if l and not l.startswith(("#", "Description", "ExecStart")))  # noqa: E731
+    assert settings(reporters) == settings(officers)

@@ -244,3 +244,22 @@ def test_be_date_follows_language(app, lang, expected):
 def test_be_date_none_is_empty(app):
     with app.test_request_context("/"):
         assert be_date(None) == ""
+
+
+def test_templates_follow_the_language_and_a_forced_one(app):
+    """The templates' _() keeps the request's translations (whistle.i18n.translations),
+    yet follows a block that forces Thai inside an English request, and back."""
+    from flask import render_template_string
+    from flask_babel import force_locale
+
+    template = '{{ _("due today") }}'
+    with app.test_request_context("/?lang=en"):
+        assert render_template_string(template) == "due today"
+        with force_locale("th"):
+            assert render_template_string(template) == "ครบกำหนดวันนี้"
+        assert render_template_string(template) == "due today"
+    with app.test_request_context("/?lang=th"):
+        assert render_template_string(template) == "ครบกำหนดวันนี้"
+        with force_locale("en"):
+            assert render_template_string(template) == "due today"
+        assert render_template_string(template) == "ครบกำหนดวันนี้"

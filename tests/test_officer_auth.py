@@ -278,3 +278,22 @@ def test_reset_second_factor_from_the_command_line(officer_app, make_account, of
     # The passphrase alone now signs in, straight to enrolling again.
     assert officer_browser.sign_in(creds, code="").status_code == 303
     assert officer_browser.client.get("/cases").location.endswith("/enrol")
+
+
+def test_forms_work_over_https_without_a_referer(make_app):
+    """Behind nginx the app sees HTTPS (X-Forwarded-Proto), and no page lets the browser
+    send a Referer (Referrer-Policy: no-referrer): the CSRF token alone must do."""
+    from whistle import create_officer_app
+
+    app = make_app(factory=create_officer_app, trusted_proxies=1)
+    client = app.test_client()
+    https = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.23"}
+    page = client.get("/sign-in", headers=https, base_url="https://officers.example")
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    token = csrf_token(page.get_data(as_text=True))
+    answer = client.post("/sign-in", headers=https, base_url="https://officers.example",
+                         data={"username": "nobody", "passphrase": "wrong passphrase", "code": "", "csrf_token": token})
+    assert answer.status_code == 401, answer.get_data(as_text=True)[:300]
+    missing = client.post("/sign-in", headers=https, base_url="https://officers.example",
+                          data={"username": "nobody", "passphrase": "wrong passphrase", "code": ""})
+    assert missing.status_code == 400

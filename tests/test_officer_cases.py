@@ -266,3 +266,60 @@ class TestDeadlines:
             report = db.session().scalar(select(Report))
             org = app.extensions["whistle.settings"].organisation
             assert report.ack_due == cases.add_days(org, clock(), 7) != clock() + dt.timedelta(days=7)
+
+
+class TestWorkingDaysOnThePages:
+    """With working days, the case list and the case page say the same as deadline_state
+    on every day of a weekend: never "due today" for a case already overdue."""
+
+    @pytest.fixture
+    def app(self, make_app):
+        return make_app(day_count="working")
+
+    @pytest.fixture
+    def officer_app(self, make_app):
+        from whistle import create_officer_app
+
+        return make_app(factory=create_officer_app, day_count="working")
+
+    @staticmethod
+    def _deadline_words(page: str) -> list[str]:
+        return re.findall(r"\(([^()<]*)\)", re.sub(r"\s+", " ", page))
+
+    def test_a_friday_deadline_across_the_weekend(self, reporter, signed_in, officer_app, clock):
+        clock.today = dt.date(2026, 11, 18)  # a Wednesday; 7 working days: due Friday 27 November
+        reporter.submit_ok()
+        (case_id,) = _ids(officer_app)
+        org = officer_app.extensions["whistle.settings"].organisation
+        with officer_app.app_context():
+            report = db.session().get(Report, case_id)
+            assert report.ack_due == dt.date(2026, 11, 27)
+        expected = {
+            dt.date(2026, 11, 26): ("1 day left", False),  # Thursday
+            dt.date(2026, 11, 27): ("due today", False),  # Friday
+            dt.date(2026, 11, 28): ("the deadline has passed", True),  # Saturday: no working day has passed
+            dt.date(2026, 11, 29): ("the deadline has passed", True),  # Sunday
+            dt.date(2026, 11, 30): ("1 day late", True),  # Monday
+        }
+        for day, (words, overdue) in expected.items():
+            clock.today = day
+            state = cases.deadline_state(org, report, day)
+            assert state.overdue is overdue and state.ack.late is overdue, day
+            listed = signed_in.client.get("/cases?lang=en").get_data(as_text=True)
+            shown = signed_in.client.get(f"/cases/{case_id}?lang=en").get_data(as_text=True)
+            assert words in self._deadline_words(listed), (day, self._deadline_words(listed))
+            assert words in self._deadline_words(shown), (day, self._deadline_words(shown))
+            for page in (listed, shown):
+                assert ("due today" in page) is (words == "due today"), day
+            assert ("This case is overdue." in shown) is overdue, day
+            assert ("overdue-row" in listed) is overdue, day
+
+    def test_days_left_never_says_today_for_another_day(self):
+        org = TestDeadlines.WORKING
+        friday = dt.date(2026, 11, 27)
+        for today in (friday - dt.timedelta(days=n) for n in range(-4, 5)):
+            left = cases.days_left(org, friday, today)
+            assert left.today is (today == friday)
+            assert left.late is (today > friday)
+        # A deadline on a coming Saturday (a holiday list changed after it was set): a day ahead.
+        assert cases.days_left(org, dt.date(2026, 11, 28), friday) == cases.DaysLeft(1, late=False)

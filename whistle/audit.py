@@ -80,8 +80,10 @@ def record(
     # Take the head's row lock first (PostgreSQL's row lock, SQLite's write lock), so a
     # concurrent append waits here and then reads the head this one leaves.
     # The head row is made by the migration that made the table (0003).
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq))
-    head = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
+    # One statement takes the lock and reads the head (RETURNING: PostgreSQL, SQLite 3.35+).
+    head = session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq).returning(AuditHead.seq, AuditHead.hash)
+    ).one()
     seq = head.seq + 1
     at = now or _now()
     label = actor.username if actor is not None else "system"

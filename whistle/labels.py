@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 from flask_babel import get_locale, gettext, ngettext
 from flask_babel import lazy_gettext as _l
 
 from .config import Organisation
+
+if TYPE_CHECKING:
+    from .cases import DaysLeft
 
 CATEGORY_LABELS = {
     "bribery": _l("Bribery, gifts or other benefits"),
@@ -124,13 +128,17 @@ def organisation_name(organisation: Organisation) -> str:
     return organisation.name_en if locale is not None and locale.language == "en" else organisation.name_th
 
 
-def days_left(days: int) -> str:
-    """'3 days left', 'due today', '2 days late' (days as the organisation counts them)."""
-    if days > 0:
-        return ngettext("%(num)d day left", "%(num)d days left", days)
-    if days == 0:
-        return gettext("due today")
-    return ngettext("%(num)d day late", "%(num)d days late", -days)
+def days_left(left: DaysLeft) -> str:
+    """'3 days left', 'due today', '2 days late', or 'the deadline has passed' (late by no
+    whole working day, on a weekend after a Friday deadline): one deadline of
+    cases.deadline_state, in the same words on the case list and the case page."""
+    if left.late:
+        if left.days == 0:
+            return gettext("the deadline has passed")
+        return ngettext("%(num)d day late", "%(num)d days late", -left.days)
+    if left.days > 0:
+        return ngettext("%(num)d day left", "%(num)d days left", left.days)
+    return gettext("due today")
 
 
 def waiting_time(seconds: int) -> str:

@@ -97,6 +97,11 @@ def init_app(app: Flask) -> None:
     from .views import bp as views_bp
 
     app.config["SESSION_COOKIE_NAME"] = "whistle_officer"
+    # Flask-WTF's extra check on HTTPS wants each form's Referer to name this host, but no
+    # page here lets the browser send one (Referrer-Policy: no-referrer, security.py): with
+    # it on, behind nginx's HTTPS every form, signing in first, would be refused. The
+    # token, tied to the session, and the SameSite=Strict cookie (with HSTS) remain.
+    app.config["WTF_CSRF_SSL_STRICT"] = False
     app.jinja_env.globals["base_layout"] = "officer/base.html"
     app.jinja_env.globals["home_endpoint"] = "officer.home"
     CSRFProtect(app)

@@ -95,6 +95,9 @@ class Organisation:
     #: shows, as officers tag them (never published).
     units: tuple[Category, ...] = ()
     weaknesses: tuple[Category, ...] = tuple(Category(k) for k in DEFAULT_WEAKNESSES)
+    #: The organisation's seal for the poster, the flyers and the share image: a PNG, JPEG or
+    #: SVG file, its path absolute or relative to the instance folder. Empty: no seal.
+    seal: str = ""
     #: The handling manual's own words: the `[organisation.manual]` table (Manual below).
     manual: "Manual" = field(default_factory=lambda: Manual())
 
@@ -344,6 +347,7 @@ _ORGANISATION_KEYS = (
     ("ack_days", "ACK_DAYS", "ack_days"),
     ("resolve_days", "RESOLVE_DAYS", "resolve_days"),
     ("day_count", "DAY_COUNT", "day_count"),
+    ("seal", "ORGANISATION_SEAL", "organisation_seal"),
 )
 
 HOLIDAYS_FILE = Path(__file__).resolve().parent / "data" / "thai_holidays.toml"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import mimetypes
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -32,6 +33,51 @@ h1 { font-size: 21pt; } h2 { font-size: 17pt; margin-top: 12pt; } h3 { font-size
 table { border-collapse: collapse; width: 100%; page-break-inside: auto; }
 th, td { border: 0.5pt solid #999; padding: 2pt 4pt; vertical-align: top; }
 """
+
+
+#: A glyph named for one code point, plainly or as a variant: "uni0E39", "uni0E48.low".
+_GLYPH_NAME = re.compile(r"uni([0-9A-F]{4})(?:\.[A-Za-z0-9_]+)?")
+
+
+def _true_text(fonts) -> None:
+    """Give each Thai glyph the character it draws in the PDF's text layer.
+
+    WeasyPrint maps each glyph to the text of its cluster the first time it draws it, and
+    in a cluster of stacked marks it can give a glyph its neighbour's text: with Laksaman,
+    SARA UU in "อยู่" came back from pdftotext as MAI EK once "ผ่าน" had been drawn. A
+    glyph whose name says its code point (uniXXXX, or a variant uniXXXX.low) is mapped
+    to that character; ligatures of several characters keep theirs."""
+    import io
+
+    from fontTools.ttLib import TTFont
+
+    for font in fonts.values():
+        if getattr(font, "bitmap", False) or not font.to_unicode:
+            continue
+        names = TTFont(io.BytesIO(font.file_content), fontNumber=font.index, lazy=True).getGlyphOrder()
+        for glyph, text in list(font.to_unicode.items()):
+            match = _GLYPH_NAME.fullmatch(names[glyph]) if glyph < len(names) else None
+            if match is None:
+                continue
+            char = chr(int(match.group(1), 16))
+            if len(text) <= 1 or char not in text:
+                font.to_unicode[glyph] = char
+
+
+def _with_true_text() -> None:
+    """Have WeasyPrint correct the text of the glyphs just before it writes the fonts."""
+    import weasyprint.pdf as writer
+
+    if getattr(writer.build_fonts_dictionary, "whistle_true_text", False):
+        return
+    original = writer.build_fonts_dictionary
+
+    def build_fonts_dictionary(pdf, fonts, *args, **kwargs):
+        _true_text(fonts)
+        return original(pdf, fonts, *args, **kwargs)
+
+    build_fonts_dictionary.whistle_true_text = True  # type: ignore[attr-defined]
+    writer.build_fonts_dictionary = build_fonts_dictionary
 
 
 class UnsafeResource(ValueError):
@@ -61,6 +107,7 @@ def render(html: str, stylesheet: str = PRINT_CSS) -> bytes:
     a browser page out on A4; a page made for paper brings its own and passes ""."""
     import weasyprint  # loads Pango: only when a PDF is asked for
 
+    _with_true_text()
     document = weasyprint.HTML(string=html, base_url=BASE_URL, url_fetcher=_fetch)
     return document.write_pdf(stylesheets=[weasyprint.CSS(string=stylesheet)] if stylesheet else [])
 

@@ -314,7 +314,9 @@ class TestAdminPage:
             assert area and html.unescape(area.group(1)) == _snippet(kit_app, name)  # exactly what to paste
         frames = [attrs for tag, attrs in _tags(page) if tag == "iframe"]
         assert [f["src"] for f in frames] == ["/admin/publicity/preview/button", "/admin/publicity/preview/statistics"]
-        assert all(f["sandbox"] == "allow-popups allow-popups-to-escape-sandbox" for f in frames)
+        # No script runs in them; the same origin only lets the statistics frame inside see
+        # this workspace as its ancestor (an opaque one matches no allowed origin).
+        assert all(f["sandbox"] == "allow-same-origin allow-popups allow-popups-to-escape-sandbox" for f in frames)
         csp = response.headers["Content-Security-Policy"]
         assert "frame-src 'self'" in csp and "script-src" not in csp and "default-src 'none'" in csp
         for filename in ("poster-th.pdf", "flyer-en.png", "staff-flyer-th.pdf", "share.png"):
@@ -376,7 +378,7 @@ class _Server:
         from werkzeug.serving import make_server
 
         self.wsgi = wsgi
-        self.server = make_server("127.0.0.1", 0, lambda environ, start: self.wsgi(environ, start), threaded=False)
+        self.server = make_server("127.0.0.1", 0, lambda environ, start: self.wsgi(environ, start), threaded=True)
         self.origin = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -513,3 +515,42 @@ def test_pdf_text_layer_gives_each_thai_mark_its_own_character(tmp_path):
     (tmp_path / "words.pdf").write_bytes(pdf.render(f"<p>{words}</p>"))
     text = subprocess.run(["pdftotext", str(tmp_path / "words.pdf"), "-"], capture_output=True, text=True, check=True).stdout
     assert _comparable(words) in _comparable(text)
+
+
+def test_chromium_admin_page_previews_both_snippets(chromium, make_app, instance, make_account, wallclock):
+    """The workspace's own policy lets the previews work: the button keeps its inline
+    styles inside its sandboxed frame, and the statistics frame shows the channel's page
+    (here the workspace's own address is among the allowed origins)."""
+    channel = _Server(lambda environ, start: start("503 Service Unavailable", []) or [b""])
+    workspace = _Server(lambda environ, start: start("503 Service Unavailable", []) or [b""])
+    try:
+        kit = {**_kit_settings(instance, embed_origins=[workspace.origin]), "site_url": channel.origin}
+        channel.wsgi = make_app(**kit).wsgi_app
+        officer_app = make_app(factory=create_officer_app, **kit)
+        workspace.wsgi = officer_app.wsgi_app
+        creds = make_account("kit-admin", role=Role.ADMIN)
+        context = chromium.new_context()
+        page = context.new_page()
+        violations: list[str] = []
+        page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+        # The workspace answers /favicon.ico, like every page, with a redirect to sign in
+        # that empties the visit's cookie, and with it the sign-in form's CSRF token.
+        context.route("**/favicon.ico", lambda route: route.fulfill(status=404))
+        page.goto(workspace.origin + "/sign-in")
+        page.fill("input[name=username]", creds.username)
+        page.fill("input[name=passphrase]", creds.passphrase)
+        page.fill("input[name=code]", creds.code(wallclock))
+        with page.expect_navigation():
+            page.click("form.narrow button[type=submit]")
+        assert not page.url.endswith("/sign-in"), page.content()
+        page.goto(workspace.origin + "/admin/publicity")
+        button = page.frame_locator("iframe.preview").first.locator(f'a[href="{channel.origin}/"]')
+        box = button.bounding_box(timeout=20_000)
+        assert box["height"] >= 44  # its padding and picture: the inline styles applied
+        statistics = page.frame_locator("iframe.tall").frame_locator("iframe")
+        assert "สถิติ" in statistics.locator("body.embedded h1").inner_text(timeout=20_000)
+        assert violations == []
+        context.close()
+    finally:
+        channel.close()
+        workspace.close()

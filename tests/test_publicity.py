@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import io
+import os
 import re
 import subprocess
 import threading
@@ -488,6 +489,8 @@ def test_chromium_statistics_frame_shows_on_the_allowed_site_only(chromium, webs
     inner = next(f for f in page.frames if f.parent_frame is not None)
     assert inner.url == channel.origin + "/statistics/2570?embed=1"  # through the redirect
     _until(lambda: ("/static/style.css", None) in seen)  # its stylesheet, inside the sandbox
+    if os.environ.get("WHISTLE_KEEP_SCREENSHOT"):  # to look at the page by eye
+        page.screenshot(path=os.environ["WHISTLE_KEEP_SCREENSHOT"] + ".site.png")
     assert refusals == []
     context.close()
     assert all(referer is None for _, referer in seen)  # the frame told the channel nothing
@@ -550,6 +553,8 @@ def test_chromium_admin_page_previews_both_snippets(chromium, make_app, instance
         statistics = page.frame_locator("iframe.tall").frame_locator("iframe")
         assert "สถิติ" in statistics.locator("body.embedded h1").inner_text(timeout=20_000)
         assert violations == []
+        if os.environ.get("WHISTLE_KEEP_SCREENSHOT"):  # to look at the page by eye
+            page.screenshot(path=os.environ["WHISTLE_KEEP_SCREENSHOT"], full_page=True)
         context.close()
     finally:
         channel.close()

@@ -257,7 +257,7 @@ seal = "{_seal(instance)}"
     out = tmp_path / "kit"
     result = CliRunner().invoke(main, ["publicity", "--out", str(out), "--instance", str(instance)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == sorted(publicity.files())
+    assert sorted(p.name for p in out.iterdir()) == sorted(publicity.file_names())
     assert _decode_qr(out / "poster-th.png") == [SITE]
     assert Image.open(out / "share.png").size == (1200, 630)
     assert f'href="{SITE}/"' in (out / "button.html").read_text("utf-8")

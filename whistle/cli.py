@@ -298,8 +298,8 @@ def publicity(out_dir: str, instance_path: str | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with _instance_app(instance_path) as app, app.test_request_context("/"):
         try:
-            for filename in kit.files():
-                body, _type = kit.file(settings(), filename)
+            for filename in kit.file_names():
+                body, _type = kit.kit_file(settings(), filename)
                 (out / filename).write_bytes(body)
                 click.echo(f"{out / filename}")
         except kit.NotConfigured as exc:

@@ -157,15 +157,15 @@ def share_png(settings: Settings) -> bytes:
     return _made(("share", "th", "png"), lambda: pdf.to_png(pdf.render(share_html(settings), stylesheet=""), size=SHARE_SIZE))
 
 
-def files() -> list[str]:
+def file_names() -> list[str]:
     """The names of every file of the kit, as served and as written by the command."""
     names = [f"{name}-{lang}.{ext}" for name in DOCUMENTS for lang in LANGUAGES for ext in ("pdf", "png")]
     return names + ["share.png"] + [f"{name}.html" for name in SNIPPETS]
 
 
-def file(settings: Settings, filename: str) -> tuple[bytes, str] | None:
+def kit_file(settings: Settings, filename: str) -> tuple[bytes, str] | None:
     """One file of the kit by its name, with its type; None for a name not in the kit."""
-    if filename not in files():
+    if filename not in file_names():
         return None
     if filename == "share.png":
         return share_png(settings), "image/png"

@@ -257,7 +257,7 @@ def publicity_statistics_preview():
 @roles(Role.ADMIN)
 def publicity_file(filename: str):
     try:
-        found = publicity.file(settings(), filename)
+        found = publicity.kit_file(settings(), filename)
     except publicity.NotConfigured:
         abort(404)
     if found is None:

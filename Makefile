@@ -4,13 +4,26 @@ PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test bench translations
+.PHONY: serve test bench translations axe
+
+# The browser journeys (tests/test_browser_journeys.py) drive Debian's Chromium; Playwright
+# never downloads a browser. axe-core, the accessibility checker they inject into each page,
+# comes from the npm registry at this version, into .axe/ (git-ignored).
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+AXE_VERSION := 4.14.1
+AXE := .axe/node_modules/axe-core/axe.min.js
 
 serve: $(STAMP)
 	$(VENV)/bin/whistle serve
 
-test: $(STAMP)
+test: $(STAMP) $(AXE)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+axe: $(AXE)
+
+$(AXE): Makefile
+	npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix .axe axe-core@$(AXE_VERSION)
+	touch $(AXE)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

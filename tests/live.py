@@ -104,9 +104,11 @@ def stop(proc: subprocess.Popen, timeout: float = 15, kill_timeout: float = 5) -
             proc.wait(timeout=kill_timeout)
 
 
-def multipart(fields: Mapping[str, str | bytes], files: Iterable[tuple[str, bytes]] = ()) -> tuple[bytes, str]:
+def multipart(
+    fields: Mapping[str, str | bytes], files: Iterable[tuple[str, bytes]] = (), file_field: str = "files"
+) -> tuple[bytes, str]:
     """A multipart/form-data body and its Content-Type: text fields (str values are sent
-    as UTF-8, bytes as they are) and files, each as a part named "files"."""
+    as UTF-8, bytes as they are) and files, each as a part named `file_field`."""
     boundary = "----whistle" + uuid.uuid4().hex
     parts = [
         f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
@@ -116,7 +118,7 @@ def multipart(fields: Mapping[str, str | bytes], files: Iterable[tuple[str, byte
     ]
     for filename, content in files:
         parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{filename}"\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
             "Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n"
         )
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"

@@ -514,7 +514,10 @@ class TestRewrap:
             attachment = session.query(Attachment).one()
             assert body(report.content) == body_before
             assert app.extensions["whistle.blobs"].open(attachment.blob_name).read() == blob
-            assert set(crypto.envelope_recipients(report.content)) == {newcomer.key_id, recovery_key.key_id}
+            # The reporter's key stays a recipient of the tip and files it was sealed to.
+            reporter_id = crypto.PublicKey.from_bytes(report.reporter_public_key).key_id
+            assert set(crypto.envelope_recipients(report.content)) == {newcomer.key_id, recovery_key.key_id, reporter_id}
+            assert set(crypto.recipient_ids(attachment.wraps)) == {newcomer.key_id, recovery_key.key_id, reporter_id}
             assert read_tip(report, newcomer)["what"]
             assert file_plaintext(app, report, attachment, newcomer) == pattern(CHUNK + 5)
             assert file_meta(report, attachment, newcomer).name == "scan.pdf"

@@ -77,7 +77,7 @@ class TestContextVectors:
             assert expected == c["digest"] == context_of(c).digest.hex()
 
 
-ENVELOPES_V2 = ["empty", "tip", "message", "file_meta", "signed_message"]
+ENVELOPES_V2 = ["empty", "tip", "message", "file_meta", "signed_message", "tip_with_reporter", "file_meta_with_reporter", "addition"]
 
 
 class TestEnvelopeV2Vectors:
@@ -187,6 +187,34 @@ class TestFileV2Vectors:
             assert open_file(bytes.fromhex(v["sealed"]), wraps, key, context).hex() == v["plaintext"]
         with pytest.raises(crypto.OpenError):
             open_file(bytes.fromhex(doc["small"]["short"]["sealed"]), wraps, key, crypto.Context(context.case, "tip"))
+
+
+    def test_file_v2_vector_wraps_with_reporter_open_for_all_three_in_their_context_only(self, outsider):
+        """The reporter's key is one more entry of the same authenticated block (crypto §22)."""
+        doc = vector("file_stream_v2")
+        wraps, context = bytes.fromhex(doc["wraps_with_reporter"]), context_of(doc["context"])
+        keys = [fixed_key("officer"), fixed_key("recovery"), fixed_key("reporter")]
+        assert crypto.recipient_ids(wraps) == [k.key_id for k in keys]
+        mac_key = bytes.fromhex(doc["mac_key"])
+        assert hmac.new(mac_key, HEADER_FILE + context.digest + wraps[:-32], hashlib.sha256).digest() == wraps[-32:]
+        for key in keys:
+            assert crypto.unwrap_data_key(wraps, key, crypto.KIND_FILE, context).hex() == doc["data_key"]
+            with pytest.raises(crypto.OpenError):
+                crypto.unwrap_data_key(wraps, key, crypto.KIND_FILE, crypto.Context(context.case, "tip"))
+        with pytest.raises(crypto.OpenError):
+            crypto.unwrap_data_key(wraps, outsider, crypto.KIND_FILE, context)
+
+    def test_envelope_v2_vector_reporter_items_name_the_reporter_and_the_addition_says_so(self):
+        from whistle import items
+
+        doc = vector("envelope_v2")["vectors"]
+        reporter = fixed_key("reporter").key_id.hex()
+        for name in ("tip_with_reporter", "file_meta_with_reporter", "addition"):
+            assert doc[name]["recipients"][-1] == reporter
+        assert doc["addition"]["context"]["slot"] == "message/3/reporter"
+        text, files, adds = items._parse(bytes.fromhex(doc["addition"]["plaintext"]), legacy=False)
+        assert (text, files, adds) == ("พบใบสั่งซื้อฉบับที่สอง", [], True)
+        assert items._parse(items._payload("a reply", ()), legacy=False)[2] is False  # a reply holds no "adds"
 
 
 # --------------------------------------------------------------------------- contexts

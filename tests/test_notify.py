@@ -26,6 +26,7 @@ from whistle.labels import CATEGORY_LABELS
 from whistle.models import Account, AuditEntry, Role
 
 from . import live
+from .conftest import csrf_token
 
 SENDER = "whistle@example.go.th"
 WORKSPACE = "https://officers.example.go.th/"
@@ -198,6 +199,24 @@ class TestNotices:
         clock.advance(10)  # now overdue, and the resolution deadline is near: that one is new
         assert run(officers).sent == 1 and len(inbox.take()) == 1
         assert run(officers).sent == 0
+
+    def test_an_addition_to_the_report_is_news_like_a_reply(self, officers, smtp, reporter, clock, wallclock):
+        inbox, _port, _cert = smtp
+        code = reporter.submit_ok(what="NOTIFY-TIP-MARKER")
+        assert run(officers).sent == 1 and len(inbox.take()) == 1
+        reporter.open_case(code)
+        page = reporter.client.get("/case").get_data(as_text=True)
+        response = reporter.client.post(
+            "/case/add", data={"add-text": "NOTIFY-REPLY-MARKER", "add-csrf_token": csrf_token(page)},
+            content_type="multipart/form-data",
+        )
+        assert response.status_code == 303
+        wallclock.advance(3600)
+        assert run(officers).sent == 1
+        mails = inbox.take()
+        assert len(mails) == 1
+        assert_is_the_notice(mails[0], "somchai@example.go.th", wallclock)
+        assert_says_nothing(mails[0], code, clock, wallclock)
 
     def test_several_things_at_once_make_one_message_per_officer(self, officers, smtp, reporter, make_account, clock):
         inbox, _port, _cert = smtp

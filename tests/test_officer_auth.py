@@ -36,11 +36,26 @@ class TestSeparation:
     def test_every_officer_page_needs_sign_in(self, officer_app):
         client = officer_app.test_client()
         for rule in officer_app.url_map.iter_rules():
-            if rule.endpoint in ("static", "officer_auth.sign_in") or "GET" not in rule.methods:
+            if rule.endpoint in ("static", "favicon", "officer_auth.sign_in") or "GET" not in rule.methods:
                 continue
             path = re.sub(r"<(?:int:)?(\w+)>", "1", rule.rule)
             response = client.get(path)
             assert response.status_code == 303 and response.location.endswith("/sign-in"), rule.rule
+
+    def test_favicon_request_leaves_the_visit_cookie_alone(self, officer_app, make_account, officer_browser):
+        # Chromium asks for /favicon.ico without the SameSite=Strict cookie; a redirect to the
+        # sign-in page used to answer it with a new cookie that replaced the officer's session.
+        officer_browser.sign_in(make_account())
+        response = officer_app.test_client().get("/favicon.ico")
+        assert response.status_code == 204 and "Set-Cookie" not in response.headers
+        assert officer_browser.client.get("/cases").status_code == 200
+
+    def test_language_chosen_before_sign_in_stays_after_it_and_after_sign_out(self, make_account, officer_browser):
+        officer_browser.client.get("/sign-in?lang=en")
+        officer_browser.sign_in(make_account())
+        assert "Cases" in officer_browser.client.get("/cases").get_data(as_text=True)
+        page = officer_browser.post("/sign-out", page="/cases", follow_redirects=True).get_data(as_text=True)
+        assert 'lang="en"' in page
 
     def test_every_post_needs_a_csrf_token(self, officer_app, make_account, officer_browser):
         officer_browser.sign_in(make_account())

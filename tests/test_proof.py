@@ -107,7 +107,18 @@ def submitted(app, reporter, caplog, temp_files_opened):
     opened = reporter.open_case(code)
     assert opened.status_code == 303
     reporter.reply(f"MARKREPLY{markers['what'][-12:]}")
-    needles = _needles(markers, code) + [file_marker.encode(), f"MARKREPLY{markers['what'][-12:]}".encode()]
+    # An addition to the report, with a file whose name and bytes carry markers too.
+    added = f"MARKADDED{markers['what'][-12:]}"
+    case_page = reporter.client.get("/case").get_data(as_text=True)
+    response_added = reporter.client.post(
+        "/case/add",
+        data={"add-text": added, "add-csrf_token": csrf_token(case_page),
+              "add-files": [(io.BytesIO((added.encode() + b"\n") * 40_000), f"{added}-name.txt")]},
+        content_type="multipart/form-data",
+    )
+    assert response_added.status_code == 303
+    assert added in reporter.client.get("/case").get_data(as_text=True)  # re-read with the code
+    needles = _needles(markers, code) + [file_marker.encode(), f"MARKREPLY{markers['what'][-12:]}".encode(), added.encode()]
     return {"markers": markers, "code": code, "needles": needles, "started": started, "payload": payload,
             "file_marker": file_marker, "response": response, "temp_files": list(temp_files_opened)}
 
@@ -146,7 +157,9 @@ def test_no_client_address_in_database_or_limiter(make_app, reporter):
     assert CLIENT_ADDRESS not in keys and CLIENT_ADDRESS.replace(".", "") not in keys
 
 
-def test_tip_opens_with_officer_and_recovery_keys_only(app, submitted, officer_key, recovery_key):
+def test_tip_opens_with_officer_recovery_and_reporter_keys_only(app, submitted, officer_key, recovery_key):
+    """The reporter's own key is a recipient too, so the code re-reads the tip (crypto §22);
+    no key of the server's is."""
     outsider = crypto.PrivateKey.generate()
     store = app.extensions["whistle.blobs"]
     with app.app_context():
@@ -165,7 +178,9 @@ def test_tip_opens_with_officer_and_recovery_keys_only(app, submitted, officer_k
             file_meta(report, attachment, outsider)
         with pytest.raises(crypto.OpenError):
             message_text(report, report.messages[0], outsider)
-        assert set(crypto.envelope_recipients(report.content)) == {officer_key.key_id, recovery_key.key_id}
+        reporter = crypto.PublicKey.from_bytes(report.reporter_public_key).key_id
+        assert set(crypto.envelope_recipients(report.content)) == {officer_key.key_id, recovery_key.key_id, reporter}
+        assert set(crypto.recipient_ids(attachment.wraps)) == {officer_key.key_id, recovery_key.key_id, reporter}
 
 
 #: Columns allowed to hold a time of day: what officers did, to the minute, on the audit

@@ -207,6 +207,12 @@ def test_request_memory_every_post_page_within_bound(servers):
             ("the text at the parser cap", "/case/reply",
              *live.multipart({"text": "ก" * (upload.field // 3 - 64), "csrf_token": token}, max_files), 400),
         ],
+        "reporter.add": [
+            ("every file at its cap", "/case/add",
+             *live.multipart({"add-text": "More", "add-csrf_token": token}, max_files, "add-files"), 303),
+            ("the text at the parser cap", "/case/add",
+             *live.multipart({"add-text": "ก" * (upload.field // 3 - 64), "add-csrf_token": token}, max_files, "add-files"), 400),
+        ],
         "reporter.status": [
             ("a real code", "/status", *live.multipart({"code": code, "csrf_token": token}), 303),
             ("the most fields", "/status", _form_fields(token, code=code), "application/x-www-form-urlencoded", 303),

@@ -87,3 +87,44 @@ def test_rating_counted_and_kept_by_a_purge(make_app, clock):
     assert figures.tables["satisfaction"] == {"satisfied": None, "not_satisfied": None}  # 1 of 1: suppressed
     counts = json.loads(client.get("/statistics/2569.json").get_data())
     assert counts["totals"]["completed"] == 1
+
+
+def test_officers_read_the_score_and_the_comment_on_the_case_page(app, client, reporter, officer_app, make_account, officer_browser):
+    reporter.open_case(reporter.submit_ok())
+    case_id = _case_id(app)
+    _close(app, case_id)
+    _rate(client, "2", "MARKER-RATING slow <b>answers</b>")
+    officer_browser.sign_in(make_account())
+    page = officer_browser.client.get(f"/cases/{case_id}?lang=en").get_data(as_text=True)
+    assert "2 out of 5" in page
+    assert "MARKER-RATING slow &lt;b&gt;answers&lt;/b&gt;" in page  # the reporter's words, escaped
+
+
+def test_a_comment_moved_from_another_case_is_flagged_not_shown(app, client, reporter, officer_app, make_account, officer_browser):
+    for words in ("MARKER-FIRST", "MARKER-SECOND"):
+        reporter.open_case(reporter.submit_ok())
+        _close(app, _case_id(app))
+        _rate(client, "3", words)
+    with app.app_context():
+        first, second = db.session().scalars(select(Rating).order_by(Rating.id))
+        second.comment = first.comment  # a database writer moves the first case's comment
+        second_case = second.report_id
+        db.session().commit()
+    officer_browser.sign_in(make_account())
+    page = officer_browser.client.get(f"/cases/{second_case}?lang=en").get_data(as_text=True)
+    assert "MARKER-FIRST" not in page and "could not be opened" in page
+
+
+def test_the_rating_travels_in_the_case_bundle(app, client, reporter, officer_app, officer_key, tmp_path):
+    from whistle import bundles
+
+    reporter.open_case(reporter.submit_ok())
+    case_id = _case_id(app)
+    _close(app, case_id)
+    _rate(client, "5", "MARKER-RATING thank you")
+    with officer_app.app_context():
+        out = bundles.export_case(db.session(), officer_app.extensions["whistle.blobs"], case_id, tmp_path / "case.zip")
+    assert b"MARKER-RATING" not in out.read_bytes()
+    written = bundles.open_bundle(out, officer_key, tmp_path / "opened")
+    rating = next(p for p in written if p.name == "rating.txt").read_text("utf-8")
+    assert "5 out of 5" in rating and "MARKER-RATING thank you" in rating

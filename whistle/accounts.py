@@ -210,17 +210,6 @@ def _second_factor_ok(session: Session, server_key: bytes, account: Account, cod
     return False
 
 
-def reset_second_factor(session: Session, account: Account, by: Account | None) -> None:
-    """Forget an account's TOTP secret and recovery codes: at their next sign-in (with
-    their passphrase alone) they enrol again. For a lost phone, or after the secret key
-    changed (it seals the TOTP secrets). The caller commits."""
-    account.totp_secret = None
-    account.totp_enrolled_on = None
-    account.totp_last_step = 0
-    account.recovery_codes = "[]"
-    audit.record(session, "account_changed", by, target=account.username, change="second factor reset")
-
-
 # --------------------------------------------------------------------------- signing in
 
 
@@ -346,10 +335,13 @@ def reset_passphrase(session: Session, hashing: crypto.PasswordHashing, account:
     return passphrase
 
 
-def reset_second_factor(session: Session, account: Account, by: Account) -> None:
+def reset_second_factor(session: Session, account: Account, by: Account | None) -> None:
     """Forget the account's TOTP secret and recovery codes: the person enrols again at
-    their next sign-in (their passphrase is still needed). Commits."""
-    _not_self(account, by)
+    their next sign-in (their passphrase is still needed). For a lost phone, or for
+    everyone after the secret key changed (it seals the TOTP secrets). `by` is None from
+    the command line. Commits."""
+    if by is not None:
+        _not_self(account, by)
     account.totp_secret = None
     account.totp_enrolled_on = None
     account.totp_last_step = 0

@@ -62,6 +62,7 @@ def key_file_cap(_s: Settings) -> BodyCap:
 BODY_CAPS = {
     "reporter.report": upload_cap,
     "reporter.reply": upload_cap,
+    "reporter.add": upload_cap,
     "officer_cases.send_message": upload_cap,
     "officer_record.record_tip": upload_cap,
     "officer_summaries.write": analysis_cap,

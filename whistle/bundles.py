@@ -87,6 +87,11 @@ def export_case(session: Session, store: BlobStore, case_id: int, out: Path) -> 
             for m in report.messages
         ],
         "notes": [{"seq": n.seq, "on": n.created_on.isoformat(), "body": _b64(n.body)} for n in report.notes],
+        "rating": None if report.rating is None else {
+            "score": report.rating.score,
+            "on": report.rating.rated_on.isoformat(),
+            "comment": None if report.rating.comment is None else _b64(report.rating.comment),
+        },
         "certificates": [_b64(c) for c in certificates],
     }
     out = Path(out)
@@ -243,6 +248,8 @@ def _write_case(zf: zipfile.ZipFile, doc: dict, private_key: crypto.PrivateKey, 
             raise crypto.OpenError()
         names = [write_file(e, message) for e in m.get("files", [])]
         note = _signature_note(opened, opened.legacy) if message.author is Author.OFFICER else ""
+        if opened.adds and message.author is Author.REPORTER:
+            note += " · added to the report"
         thread.append(f"--- {m['author']} · {m['on']}{note}" + (f" · files: {', '.join(names)}" if names else ""))
         thread.append(opened.text)
         thread.append("")
@@ -260,4 +267,12 @@ def _write_case(zf: zipfile.ZipFile, doc: dict, private_key: crypto.PrivateKey, 
         notes_txt = out_dir / "notes.txt"
         notes_txt.write_text("\n".join(notes), "utf-8")
         written.append(notes_txt)
+    rating = doc.get("rating")
+    if rating:
+        lines = [f"The reporter rated the handling {int(rating['score'])} out of 5 on {rating['on']}."]
+        if rating.get("comment"):
+            lines += ["", items.open_rating_comment(report, _unb64(rating["comment"]), private_key)]
+        rating_txt = out_dir / "rating.txt"
+        rating_txt.write_text("\n".join(lines) + "\n", "utf-8")
+        written.append(rating_txt)
     return written

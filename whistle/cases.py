@@ -20,6 +20,7 @@ Services here commit their own transaction, as every service does.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -383,18 +384,52 @@ _REPORT_SLOTS = {"content": TIP_SLOT, "identity": IDENTITY_SLOT}
 CHILD_TABLES = (Attachment, Message, Note, IdentityRequest)
 
 
+def reporter_key_id(report: Report) -> bytes:
+    return crypto.PublicKey.from_bytes(report.reporter_public_key).key_id
+
+
+def sealed_to_reporter(report: Report, sealed: bytes | None, kind: str = "envelope") -> bool:
+    """Whether a version 2 item (an envelope, or a file's wrap block) names the case's
+    reporter key among its recipients. The tip and its files are sealed to the reporter
+    since the reporter could re-read them (crypto §22); those sent before were not, and
+    stay so: a re-wrap keeps each item's own answer, never grants the reporter more. A
+    version 1 item is never counted as the reporter's: its block has no MAC, so an entry
+    naming the reporter could have been added by anyone."""
+    if not sealed:
+        return False
+    try:
+        if kind == "file":
+            if len(sealed) != crypto.wrap_block_len(sealed[:1], crypto.VERSION_2):
+                return False
+            ids = crypto.recipient_ids(sealed)
+        else:
+            if crypto.is_legacy(sealed):
+                return False
+            ids = crypto.envelope_recipients(sealed)
+        mine = reporter_key_id(report)
+    except (crypto.OpenError, ValueError):
+        return False
+    return any(hmac.compare_digest(key_id, mine) for key_id in ids)
+
+
 def sealed_items(report: Report) -> Iterator[SealedItem]:
-    """Every sealed item of a case, the case's own first."""
+    """Every sealed item of a case, the case's own first. Messages are always the
+    reporter's to read; the tip and the files are when they were sealed so
+    (`sealed_to_reporter`); the identity, notes and the rating's comment never are."""
     for column in REPORT_SEALED_COLUMNS:
-        if getattr(report, column) is not None:
-            yield SealedItem(report, column, "envelope", _REPORT_SLOTS[column])
+        sealed = getattr(report, column)
+        if sealed is not None:
+            to_reporter = column == "content" and sealed_to_reporter(report, sealed)
+            yield SealedItem(report, column, "envelope", _REPORT_SLOTS[column], to_reporter=to_reporter)
     for message in report.messages:
         officer = message.author is Author.OFFICER
         yield SealedItem(message, "body", "envelope", message_slot(message.seq, message.author), to_reporter=True, signed=officer)
     for note in report.notes:
         yield SealedItem(note, "body", "envelope", note_slot(note.seq), signed=True)
     for attachment in report.attachments:
-        yield SealedItem(attachment, "meta", "envelope", file_slot(attachment.blob_name, "meta"))
-        yield SealedItem(attachment, "wraps", "file", file_slot(attachment.blob_name, "data"))
+        meta_to = sealed_to_reporter(report, attachment.meta)
+        data_to = sealed_to_reporter(report, attachment.wraps, "file")
+        yield SealedItem(attachment, "meta", "envelope", file_slot(attachment.blob_name, "meta"), to_reporter=meta_to)
+        yield SealedItem(attachment, "wraps", "file", file_slot(attachment.blob_name, "data"), to_reporter=data_to)
     if report.rating is not None and report.rating.comment is not None:
         yield SealedItem(report.rating, "comment", "envelope", RATING_SLOT)

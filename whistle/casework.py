@@ -45,6 +45,8 @@ class ThreadEntry:
     readable: bool = True
     verified: bool | None = None
     legacy: bool = False
+    #: The reporter added this to their report (sealed inside the message).
+    adds: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,17 @@ class NoteEntry:
 
 
 @dataclass(frozen=True)
+class RatingEntry:
+    """The reporter's rating of a closed case; `comment` is None when they wrote none,
+    and `readable` False when it is there but this key cannot open it here."""
+
+    score: int
+    on: dt.date
+    comment: str | None
+    readable: bool = True
+
+
+@dataclass(frozen=True)
 class CaseContent:
     """A case as the officer reads it. An item this key cannot open is marked unreadable
     rather than hidden, so that a damaged or withheld item is noticed."""
@@ -66,6 +79,24 @@ class CaseContent:
     thread: list[ThreadEntry]
     notes: list[NoteEntry]
     has_identity: bool
+    rating: RatingEntry | None = None
+
+    @property
+    def additions(self) -> int:
+        """How many times the reporter added to the report since (shown in the thread)."""
+        return sum(1 for m in self.thread if m.adds)
+
+
+def _rating(report: Report, key: crypto.PrivateKey) -> RatingEntry | None:
+    rating = report.rating
+    if rating is None:
+        return None
+    if rating.comment is None:
+        return RatingEntry(rating.score, rating.rated_on, None)
+    try:
+        return RatingEntry(rating.score, rating.rated_on, items.open_rating_comment(report, rating.comment, key))
+    except (crypto.OpenError, ValueError):
+        return RatingEntry(rating.score, rating.rated_on, None, readable=False)
 
 
 def _file_info(report: Report, attachment: Attachment, key: crypto.PrivateKey) -> FileInfo:
@@ -101,6 +132,7 @@ def read_case(session: Session, trust: keyring.Trust, report: Report, key: crypt
                 readable=opened.readable,
                 verified=opened.verified,
                 legacy=opened.legacy,
+                adds=opened.adds and message.author is Author.REPORTER,
             )
         )
     notes = []
@@ -115,6 +147,7 @@ def read_case(session: Session, trust: keyring.Trust, report: Report, key: crypt
         thread=thread,
         notes=notes,
         has_identity=report.identity is not None,
+        rating=_rating(report, key),
     )
 
 

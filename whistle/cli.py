@@ -681,7 +681,6 @@ def reset_factor(username: str, instance_path: str | None) -> None:
         if account is None:
             raise click.ClickException(f"no account {accounts.normalise_username(username)!r}")
         accounts.reset_second_factor(db.session(), account, None)
-        db.session().commit()
     click.echo(f"The second factor of {account.username!r} is off: they turn it on again at their next sign-in.")
 
 

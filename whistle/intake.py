@@ -1,6 +1,7 @@
 """Intake: storing a tip (from the web form, or recorded by an officer from another
 channel), opening a case by its tracking code, and the reporter's side of the case: its
-dated steps, deadlines and conversation.
+dated steps, deadlines and conversation, what the reporter sent (re-read with their own
+key), what they add later, and the files the officers send them.
 
 Services own their transaction: each public function here either commits everything it
 was asked to store, or nothing (and removes any file it had moved into the store).
@@ -9,10 +10,12 @@ was asked to store, or nothing (and removes any file it had moved into the store
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -49,17 +52,46 @@ class OpenedCase:
 
 
 @dataclass(frozen=True)
+class SentFile:
+    """A file as its reporter sees it. `before`: sent before files were sealed to the
+    reporter's key, so only the officers can open it; `readable` False: sealed to the
+    reporter but it does not open here (altered or moved), its name withheld;
+    `downloadable`: an officer's file that the officer's signed message names."""
+
+    id: int
+    name: str = ""
+    size: int = 0
+    cleaned: str | None = None
+    readable: bool = True
+    before: bool = False
+    downloadable: bool = False
+
+
+@dataclass(frozen=True)
 class ThreadMessage:
     """A message as the reporter sees it. An officer's message whose signature does not
-    check (`verified` False) is shown as a warning, never with its text."""
+    check (`verified` False) is shown as a warning, never with its text nor its files."""
 
     author: Author
     on: dt.date
     text: str
-    files: int
+    files: list[SentFile] = field(default_factory=list)
     verified: bool = True
     #: An officer's message that explains why the case needs more time.
     explains: bool = False
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What the reporter sent, as they re-read it with their own key. `tip` None with
+    `before` True: the tip was sent before tips were sealed to the reporter (the officers
+    still have it); `tip` None with `before` False: it does not open here (altered)."""
+
+    tip: dict[str, str] | None
+    before: bool
+    files: list[SentFile]
+    #: The reporter's additions to the report, in order; each is a ThreadMessage.
+    additions: list[ThreadMessage] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -98,6 +130,7 @@ class CaseView:
     messages: list[ThreadMessage] = field(default_factory=list)
     #: The reporter's rating of the handling (1 to 5), once given.
     rating: int | None = None
+    sent: Sent | None = None
 
 
 def _unique_lookup(session: Session, server_key: bytes) -> TrackingCode:
@@ -114,7 +147,8 @@ def _attach(
     message: Message | None = None,
 ) -> None:
     """Record the request's files on the case (or on one of its messages), each bound to
-    its place: its metadata and its wrap block are sealed for this case and this file."""
+    its place: its metadata and its wrap block are sealed for this case and this file, to
+    `recipients` (the officers, the recovery key and the case's reporter key)."""
     for upload in uploads:
         attachment = Attachment(blob_name=upload.blob_name, sealed_size=upload.sealed_size, message=message)
         meta = items.FileMeta(upload.filename, upload.content_type, upload.size, upload.cleaned, upload.sha256, items.parent_slot(message))
@@ -315,13 +349,16 @@ def _store_tip(
         code_verifier=keys.verifier,
         reporter_public_key=keys.reporter_key.public_key().to_bytes(),
     )
-    report.content = items.seal_tip(report, content, recipients)
+    # The tip and its files are sealed to the reporter's own key too, so that the code
+    # re-reads them (crypto §22); the identity never is: a stolen code must not name them.
+    with_reporter = [*recipients, keys.reporter_key.public_key()]
+    report.content = items.seal_tip(report, content, with_reporter)
     given = _given(identity)
     if given is not None:
         report.identity = items.seal_identity(report, given, recipients)
     report.sealed_for = keyring.recipients_digest(recipients)
     report.events.append(StatusEvent(status=Status.RECEIVED, on=received_on))
-    _attach(report, uploads, recipients)
+    _attach(report, uploads, with_reporter)
     session.add(report)
     if recorded_by is not None:
         try:
@@ -435,28 +472,35 @@ def _move_to_cost(
         log.warning("could not move a case to the current code cost; it will move when next opened")
 
 
-def _opened_report(session: Session, report_id: int) -> Report:
+def _opened_report(session: Session, report_id: int, *, whole: bool = False) -> Report:
     """The case a reporter has open; purged since it was opened reads as an unknown code."""
     try:
-        return cases.get_case(session, report_id)
+        return cases.get_case(session, report_id, whole=whole)
     except cases.CaseNotFound:
         raise UnknownCode() from None
 
 
 def view_case(session: Session, trust: keyring.Trust, opened: OpenedCase) -> CaseView:
-    """What the reporter sees: status, each dated step, deadlines and the conversation. An
-    officer's message counts only with a signature by a certified officer key for this very
-    place in this very case; anything else is shown as a warning, without its text."""
-    report = _opened_report(session, opened.report_id)
+    """What the reporter sees: status, each dated step, deadlines, what they sent (opened
+    with their own key) and the conversation. An officer's message counts only with a
+    signature by a certified officer key for this very place in this very case; anything
+    else is shown as a warning, without its text or its files."""
+    report = _opened_report(session, opened.report_id, whole=True)  # its thread and files at once
+    key = opened.reporter_key
     signers = keyring.signers(session, trust)
-    thread, explanations = [], []
+    thread, additions, explanations = [], [], []
     for message in report.messages:
-        opened_message = items.open_message(report, message, opened.reporter_key, signers, trust.memo)
+        opened_message = items.open_message(report, message, key, signers, trust.memo)
         # Every message of a thread is sealed to its reporter where it stands: one that does
         # not open here was altered or moved, and is shown as a warning like a forgery.
         verified = opened_message.readable and (message.author is Author.REPORTER or bool(opened_message.verified))
         text = opened_message.text if verified else ""
-        thread.append(ThreadMessage(message.author, message.created_on, text, len(message.attachments), verified, message.explains))
+        files = _message_files(report, message, key, opened_message) if verified else []
+        entry = ThreadMessage(message.author, message.created_on, text, files, verified, message.explains)
+        if verified and opened_message.adds and message.author is Author.REPORTER:
+            additions.append(entry)
+        else:
+            thread.append(entry)
         if message.explains and message.author is Author.OFFICER:
             explanations.append(text if verified else None)
     steps = _steps(report, explanations)
@@ -478,7 +522,123 @@ def view_case(session: Session, trust: keyring.Trust, opened: OpenedCase) -> Cas
         identity_opened_on=opened_on[0] if opened_on else None,
         messages=thread,
         rating=report.rating.score if report.rating is not None else None,
+        sent=_sent(report, key, additions),
     )
+
+
+def _sent(report: Report, key: crypto.PrivateKey, additions: list[ThreadMessage]) -> Sent:
+    tip, before = None, not cases.sealed_to_reporter(report, report.content)
+    if not before:
+        try:
+            tip = {k: str(v) for k, v in items.open_tip(report, key).items() if k in TIP_FIELDS}
+        except (crypto.OpenError, ValueError):
+            tip = None
+    files = [_reporter_file(report, a, key) for a in report.attachments if a.message_id is None]
+    return Sent(tip, before, files, additions)
+
+
+def _reporter_file(report: Report, attachment: Attachment, key: crypto.PrivateKey, signed_digest: str | None = None) -> SentFile:
+    """A file's name and size for its reporter. An officer's file (`signed_digest` given:
+    the SHA-256 its officer signed) is offered for download only if its wrap block is
+    sealed to the reporter and its metadata agrees with the signature."""
+    if not cases.sealed_to_reporter(report, attachment.meta):
+        return SentFile(attachment.id, before=True)
+    try:
+        meta = items.open_file_meta(report, attachment, key, items.parent_slot(attachment.message))
+    except (crypto.OpenError, ValueError, TypeError):
+        return SentFile(attachment.id, readable=False)
+    downloadable = (
+        signed_digest is not None and meta.sha256 == signed_digest
+        and cases.sealed_to_reporter(report, attachment.wraps, "file")
+    )
+    return SentFile(attachment.id, meta.name, meta.size, meta.cleaned, downloadable=downloadable)
+
+
+def _signed_digest(files: list[dict], blob_name: str) -> str | None:
+    """The SHA-256 an officer's signed message gives for this file, if it names it."""
+    for entry in files:
+        if entry.get("id") == blob_name and isinstance(entry.get("sha256"), str):
+            return entry["sha256"]
+    return None
+
+
+def _message_files(report: Report, message: Message, key: crypto.PrivateKey, opened: items.Opened) -> list[SentFile]:
+    """The files of a message its reporter may see. For an officer's message only those its
+    signature names count: a file a database writer slipped in under the officers' message
+    (a lure with a telling name) shows as a warning, never with its name."""
+    if message.author is not Author.OFFICER:
+        return [_reporter_file(report, a, key) for a in message.attachments]
+    shown = []
+    for attachment in message.attachments:
+        digest = _signed_digest(opened.files, attachment.blob_name)
+        shown.append(_reporter_file(report, attachment, key, digest) if digest is not None else SentFile(attachment.id, readable=False))
+    return shown
+
+
+class FileNotForReporter(LookupError):
+    """Not a file the officers sent this reporter, or it does not open as they signed it."""
+
+
+@dataclass(frozen=True)
+class OfficerFile:
+    name: str
+    size: int
+    chunks: Iterator[bytes]
+
+
+def open_officer_file(
+    session: Session, store: BlobStore, trust: keyring.Trust, opened: OpenedCase, attachment_id: int
+) -> OfficerFile:
+    """A file an officer sent with a message, for the reporter to download: only a file of
+    this case, attached to an officer's message whose signature checks and names it, whose
+    whole plaintext has the SHA-256 signed. It is read through once to check that before a
+    byte is sent; the chunks given back are checked again as they go, and the last one is
+    held back until the digest matches, so a file swapped in between is never delivered
+    whole. `FileNotForReporter` otherwise."""
+    report = _opened_report(session, opened.report_id)
+    key = opened.reporter_key
+    attachment = session.get(Attachment, attachment_id)
+    if attachment is None or attachment.report_id != report.id or attachment.message is None:
+        raise FileNotForReporter(attachment_id)
+    message = attachment.message
+    if message.author is not Author.OFFICER:
+        raise FileNotForReporter(attachment_id)
+    signed = items.open_message(report, message, key, keyring.signers(session, trust), trust.memo)
+    if not (signed.readable and signed.verified):
+        raise FileNotForReporter(attachment_id)
+    digest = _signed_digest(signed.files, attachment.blob_name)
+    info = _reporter_file(report, attachment, key, digest) if digest is not None else None
+    if info is None or not info.downloadable:
+        raise FileNotForReporter(attachment_id)
+    ctx = items.file_context(report, attachment)
+
+    def plaintext() -> Iterator[bytes]:
+        with store.open(attachment.blob_name) as sealed:
+            yield from crypto.open_file_stream(sealed, attachment.wraps, key, ctx, accept_legacy=False)
+
+    try:
+        whole, size = hashlib.sha256(), 0
+        for chunk in plaintext():
+            whole.update(chunk)
+            size += len(chunk)
+    except (crypto.OpenError, OSError):
+        raise FileNotForReporter(attachment_id) from None
+    if not hmac.compare_digest(whole.hexdigest(), digest):
+        raise FileNotForReporter(attachment_id)
+
+    def checked() -> Iterator[bytes]:
+        again, held = hashlib.sha256(), None
+        for chunk in plaintext():
+            again.update(chunk)
+            if held is not None:
+                yield held
+            held = chunk
+        if not hmac.compare_digest(again.hexdigest(), digest):
+            raise crypto.OpenError()
+        if held is not None:
+            yield held
+
+    return OfficerFile(info.name, size, checked())
 
 
 _AGENCIES = frozenset(a.value for a in Agency)
@@ -522,11 +682,13 @@ def stage_message(
     author_id: int | None = None,
     explains: bool = False,
     signing_key: crypto.SigningKey | None = None,
+    adds: bool = False,
 ) -> Message:
     """Add a message to a case's conversation in the session (the caller commits with
     `commit_with_files`), sealed to the officers, the recovery key and the reporter, so the
-    thread survives any one officer leaving. An officer's message is signed with
-    `signing_key` (theirs), and its signature covers its files."""
+    thread survives any one officer leaving, its files too (so the reporter can download
+    the officers'). An officer's message is signed with `signing_key` (theirs), and its
+    signature covers its files. `adds`: the reporter adds to their report."""
     recipients = keyring.recipients(session, trust)
     reporter = crypto.PublicKey.from_bytes(report.reporter_public_key)
     with session.no_autoflush:  # the new rows are whole only once sealed
@@ -538,9 +700,9 @@ def stage_message(
             created_on=today,
         )
         report.messages.append(message)
-        _attach(report, uploads, recipients, message)
+        _attach(report, uploads, [*recipients, reporter], message)
         files = [(u.blob_name, u.sha256) for u in uploads]
-        message.body = items.seal_message(report, message, text, files, [*recipients, reporter], signing_key)
+        message.body = items.seal_message(report, message, text, files, [*recipients, reporter], signing_key, adds=adds)
     return message
 
 
@@ -560,6 +722,30 @@ def add_message(
     _require_files_kept(uploads)
     report = _opened_report(session, report_id)
     message = stage_message(session, trust, report, author, text, uploads, today, signing_key=signing_key)
+    seq = message.seq
+    commit_with_files(
+        session, store, uploads, today, lambda fresh: _exists(fresh, Message.report_id == report_id, Message.seq == seq)
+    )
+
+
+def add_to_report(
+    session: Session,
+    store: BlobStore,
+    trust: keyring.Trust,
+    report_id: int,
+    text: str,
+    uploads: Sequence[SealingUpload],
+    today: dt.date,
+) -> None:
+    """The reporter adds information or files to their report, as GlobaLeaks lets a
+    whistleblower do: a reporter's message marked, inside its seal, as an addition, so
+    that it is bound to its case and place like any message and officers are told of it
+    as of a reply (notify.py). `cases.CaseClosed` once the case is closed. Commits."""
+    _require_files_kept(uploads)
+    report = _opened_report(session, report_id)
+    if report.status is Status.CLOSED:
+        raise cases.CaseClosed(report_id)
+    message = stage_message(session, trust, report, Author.REPORTER, text, uploads, today, adds=True)
     seq = message.seq
     commit_with_files(
         session, store, uploads, today, lambda fresh: _exists(fresh, Message.report_id == report_id, Message.seq == seq)

@@ -14,7 +14,9 @@ Plaintexts: the tip is a JSON object of the reporter's fields; the identity a re
 chose to give is a JSON object {"name", "contact"}, sealed apart from the tip; the rating's
 comment is {"comment"}; a message or a note is a
 JSON object {"text", "files"}, where "files" lists the id and SHA-256 of each attached
-file, so an officer's signature covers the files too; a file's metadata is a JSON object
+file, so an officer's signature covers the files too, and a reporter's message that adds
+to their report (rather than answering in the conversation) also holds "adds": true, inside
+the seal, so nobody without a key can turn a reply into an addition or the reverse; a file's metadata is a JSON object
 {"name", "type", "size", "cleaned", "sha256", "in"}, "in" naming the item it belongs to.
 """
 
@@ -144,22 +146,30 @@ class Opened:
     verified: bool | None = None
     legacy: bool = False
     readable: bool = True
+    #: A reporter's addition to their report (sealed inside the message, never a column).
+    adds: bool = False
 
 
 UNREADABLE = Opened("", readable=False)
 
 
-def _payload(text: str, files: Iterable[tuple[str, str]]) -> bytes:
-    return _json({"text": text, "files": [{"id": blob, "sha256": digest} for blob, digest in files]})
+def _payload(text: str, files: Iterable[tuple[str, str]], adds: bool = False) -> bytes:
+    doc: dict[str, object] = {"text": text, "files": [{"id": blob, "sha256": digest} for blob, digest in files]}
+    if adds:
+        doc["adds"] = True
+    return _json(doc)
 
 
-def _parse(plain: bytes, legacy: bool) -> tuple[str, list[dict]]:
+def _parse(plain: bytes, legacy: bool) -> tuple[str, list[dict], bool]:
     if legacy:  # version 1 held the text alone
-        return plain.decode("utf-8"), []
+        return plain.decode("utf-8"), [], False
     doc = json.loads(plain)
     if not isinstance(doc, dict) or not isinstance(doc.get("text"), str):
         raise ValueError("not a message")
-    return doc["text"], list(doc.get("files") or [])
+    files = doc.get("files") or []
+    if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+        raise ValueError("not a message")
+    return doc["text"], files, doc.get("adds") is True
 
 
 def seal_message(
@@ -169,14 +179,19 @@ def seal_message(
     files: Iterable[tuple[str, str]],
     recipients: Sequence[crypto.PublicKey],
     signing_key: crypto.SigningKey | None = None,
+    *,
+    adds: bool = False,
 ) -> bytes:
-    """Seal a message for its place in the thread; an officer's must be signed."""
+    """Seal a message for its place in the thread; an officer's must be signed. `adds`: a
+    reporter's addition to their report (only the reporter adds)."""
     ctx = context(report, message_slot(message.seq, message.author))
     if message.author is Author.OFFICER:
         if signing_key is None:
             raise ValueError("an officer's message is signed by the officer")
+        if adds:
+            raise ValueError("only the reporter adds to the report")
         return crypto.seal_signed(_payload(text, files), recipients, ctx, signing_key)
-    return crypto.seal(_payload(text, files), recipients, ctx)
+    return crypto.seal(_payload(text, files, adds), recipients, ctx)
 
 
 def reseal_message(
@@ -203,19 +218,19 @@ def _open_signed_or_not(
     checked and `verified` stays None (never for a reporter's page)."""
     try:
         if crypto.is_legacy(sealed):
-            text, files = _parse(crypto.open_sealed(sealed, key), legacy=True)
+            text, files, _adds = _parse(crypto.open_sealed(sealed, key), legacy=True)
             return Opened(text, files, verified=False if signed else None, legacy=True)
         if not signed:
-            text, files = _parse(crypto.open_sealed(sealed, key, ctx, accept_legacy=False), legacy=False)
-            return Opened(text, files)
+            text, files, adds = _parse(crypto.open_sealed(sealed, key, ctx, accept_legacy=False), legacy=False)
+            return Opened(text, files, adds=adds)
         if signers is None:
-            text, files = _parse(crypto.unsafe_open_signed_unchecked(sealed, key, ctx), legacy=False)
+            text, files, _adds = _parse(crypto.unsafe_open_signed_unchecked(sealed, key, ctx), legacy=False)
             return Opened(text, files)
         try:
             opened = crypto.open_signed(sealed, key, ctx, signers, memo)
         except crypto.BadSignature:
             return Opened("", verified=False)
-        text, files = _parse(opened.plaintext, legacy=False)
+        text, files, _adds = _parse(opened.plaintext, legacy=False)
         return Opened(text, files, verified=True)
     except (crypto.OpenError, ValueError, UnicodeDecodeError):
         return UNREADABLE

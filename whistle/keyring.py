@@ -446,18 +446,20 @@ def recipients_digest(keys: list[crypto.PublicKey]) -> bytes:
 
 
 def rewrap_case(report: Report, private_key: crypto.PrivateKey, targets: list[crypto.PublicKey]) -> int:
-    """Seal every item of one case to exactly `targets` (plus, for messages, the reporter's
-    key); `crypto.OpenError` if the key does not open one. Returns the records rewritten."""
+    """Seal every item of one case to exactly `targets` (plus the reporter's key for each
+    item that was sealed to it: messages, and the tip and files sent since reporters can
+    re-read them); `crypto.OpenError` if the key does not open one. Returns the records
+    rewritten."""
     from .cases import context, sealed_items  # cases builds on keyring's services
 
     reporter = crypto.PublicKey.from_bytes(report.reporter_public_key)
     rewritten: set[int] = set()
     for item in sealed_items(report):
         sealed, ctx = getattr(item.row, item.column), context(report, item.slot)
+        to = [*targets, reporter] if item.to_reporter else targets
         if item.kind == "file":
-            setattr(item.row, item.column, crypto.rewrap(sealed, private_key, targets, crypto.KIND_FILE, ctx))
+            setattr(item.row, item.column, crypto.rewrap(sealed, private_key, to, crypto.KIND_FILE, ctx))
         else:
-            to = [*targets, reporter] if item.to_reporter else targets
             setattr(item.row, item.column, crypto.rewrap_envelope(sealed, private_key, to, ctx))
         rewritten.add(id(item.row))
     report.sealed_for = recipients_digest(targets)
@@ -465,8 +467,8 @@ def rewrap_case(report: Report, private_key: crypto.PrivateKey, targets: list[cr
 
 
 def rewrap_all(session: Session, trust: Trust, private_key: crypto.PrivateKey) -> int:
-    """Seal every stored secret to exactly the current recipients (plus, for messages, the
-    reporter's key). Content is untouched; only wrapped data keys change (and, for version
+    """Seal every stored secret to exactly the current recipients (plus the reporter's key
+    where an item was sealed to it, `rewrap_case`). Content is untouched; only wrapped data keys change (and, for version
     2 items, the MAC over them). Returns the number of records rewritten (a tip, a message,
     a file). The caller commits."""
     targets = recipients(session, trust)

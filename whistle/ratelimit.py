@@ -28,6 +28,7 @@ LIMITED_ENDPOINTS = {
     "reporter.report": "ratelimit_submit",
     "reporter.status": "ratelimit_status",
     "reporter.reply": "ratelimit_reply",
+    "reporter.add": "ratelimit_reply",
     "reporter.rate": "ratelimit_reply",
     "officer_auth.sign_in": "ratelimit_signin",
     # Every other POST too (tests/test_request_memory.py checks that none is left out).

@@ -388,6 +388,21 @@ def seal_fixed_v2(plaintext: bytes, name: str, recipients, context: crypto.Conte
     }
 
 
+def reporter_envelopes(case: bytes, staff, reporter: crypto.PrivateKey, file_id: str) -> dict:
+    """Items sealed to the reporter's key as well (crypto §22): the tip, a file's metadata,
+    and an addition (a reporter message holding "adds": true)."""
+    with_reporter = [*staff, reporter.public_key()]
+    tip = json.dumps({"what": "ปลัดเทศบาลแบ่งสัญญาก่อสร้างถนนเพื่อเลี่ยงการประกวดราคา", "evidence": "ใบสั่งซื้อ"}, ensure_ascii=False).encode()
+    meta = json.dumps({"name": "ใบสั่งซื้อ.jpg", "type": "image/jpeg", "size": 17, "cleaned": "jpeg",
+                       "sha256": hashlib.sha256(b"17 bytes of photo").hexdigest(), "in": "tip"}, ensure_ascii=False).encode()
+    addition = json.dumps({"text": "พบใบสั่งซื้อฉบับที่สอง", "files": [], "adds": True}, ensure_ascii=False, separators=(",", ":")).encode()
+    return {
+        "tip_with_reporter": seal_fixed_v2(tip, "tip with reporter", with_reporter, crypto.Context(case, "tip")),
+        "file_meta_with_reporter": seal_fixed_v2(meta, "file meta with reporter", with_reporter, crypto.Context(case, f"file/{file_id}/meta")),
+        "addition": seal_fixed_v2(addition, "addition", with_reporter, crypto.Context(case, "message/3/reporter")),
+    }
+
+
 def version_2() -> None:
     officer, recovery = fixed_key("officer"), fixed_key("recovery")
     code = json.loads((HERE / "code.json").read_text("utf-8"))
@@ -430,7 +445,9 @@ def version_2() -> None:
             "description": "Envelopes v2. Encrypt direction for the content: fixed data key, nonce, wraps and context give "
             "exactly `envelope`; the MAC is recomputed from `mac_key`. Decrypt direction for the wraps (HPKE is "
             "randomised): each listed recipient opens `envelope` with `context` to `plaintext`. `signed_message` "
-            "holds signer key id || signature || `signed_payload` (seal_signed), signed by the officer's signing key.",
+            "holds signer key id || signature || `signed_payload` (seal_signed), signed by the officer's signing key. "
+            "`tip_with_reporter`, `file_meta_with_reporter` and `addition` are sealed to the reporter key of code.json as "
+            "well (crypto §22); `addition` is a reporter message holding \"adds\": true.",
             "header": crypto._header(crypto.VERSION_2, crypto.KIND_ITEM).hex(),
             "wrap_info_prefix": b"whistle v2 wrap".hex(),
             "labels": {"content_key": b"whistle v2 content key".hex(), "wrap_mac": b"whistle v2 wrap mac".hex()},
@@ -442,6 +459,7 @@ def version_2() -> None:
                 ),
                 "file_meta": seal_fixed_v2(meta, "file meta", staff, crypto.Context(case, f"file/{file_id}/meta")),
                 "signed_message": signed,
+                **reporter_envelopes(case, staff, reporter, file_id),
             },
         },
     )
@@ -455,7 +473,8 @@ def version_2() -> None:
         {
             "description": "File streams v2 under a fixed data key (encrypt direction; chunks under `content_key`), and a "
             "version 2 wrap block of kind file for `context` that the officer and recovery keys open to that data key "
-            "(decrypt direction). Large plaintexts are `pattern`: byte i is i mod 251.",
+            "(decrypt direction). Large plaintexts are `pattern`: byte i is i mod 251. `wraps_with_reporter`: the same data key "
+            "and context, wrapped for the reporter key of code.json too (crypto §22).",
             "header": crypto._header(crypto.VERSION_2, crypto.KIND_FILE).hex(),
             "chunk_size": crypto.CHUNK_SIZE,
             "data_key": file_key.hex(),
@@ -466,6 +485,7 @@ def version_2() -> None:
             "mac": file_wraps[-crypto.MAC_LEN :].hex(),
             "small": small,
             "large": large,
+            "wraps_with_reporter": crypto.wrap_data_key(file_key, [*staff, reporter.public_key()], crypto.KIND_FILE, file_context).hex(),
         },
     )
 

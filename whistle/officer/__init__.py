@@ -23,7 +23,7 @@ from ..models import Account, Role
 from . import sessions
 
 #: Endpoints open without signing in.
-OPEN_ENDPOINTS = frozenset({"officer_auth.sign_in", "static"})
+OPEN_ENDPOINTS = frozenset({"officer_auth.sign_in", "static", "favicon"})
 #: Endpoints open to a session at each first step.
 STAGE_ENDPOINTS = {
     sessions.PASSPHRASE: frozenset({"officer_auth.change_passphrase", "officer_auth.sign_out"}),
@@ -110,4 +110,9 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(access_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(audit_bp)
+    # Browsers ask for /favicon.ico on their own, and Chromium sends no SameSite=Strict
+    # cookie with it: redirected to the sign-in page, that request got a new session whose
+    # cookie replaced the visitor's, so the next form failed its CSRF check (or a signed-in
+    # officer was signed out). No icon, and no cookie.
+    app.add_url_rule("/favicon.ico", "favicon", lambda: ("", 204))
     app.before_request(_require_sign_in)

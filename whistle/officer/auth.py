@@ -29,6 +29,14 @@ def _first_stage(account) -> str:
     return sessions.FULL
 
 
+def _clear_keeping_language() -> None:
+    """Empty the visit's cookie but for the language the person chose (?lang=)."""
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+
+
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
     form = SignInForm()
@@ -49,7 +57,7 @@ def sign_in():
             "The user name, passphrase or code is not right. Please try again."
         )), 401
     account = db.session().get(accounts.Account, signed.account_id)
-    session.clear()  # a new cookie for the new session: nothing carries over from before
+    _clear_keeping_language()  # a new cookie for the new session: nothing else carries over
     sid, half = sessions.start(
         state(), account.id, signed.private_key, _first_stage(account), now(), _idle(), settings().officer_session_hours * 3600
     )
@@ -63,7 +71,7 @@ def sign_out():
     audit.record(db.session(), "logout", current_account())
     db.session().commit()
     sessions.end(state(), session.get("sid"))
-    session.clear()
+    _clear_keeping_language()
     flash(_("You have signed out. Your key is locked again."), "success")
     return redirect(url_for(".sign_in"), 303)
 

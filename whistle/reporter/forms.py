@@ -100,6 +100,18 @@ class ReplyForm(FlaskForm):
     files = MultipleFileField(_l("Files (optional)"))
 
 
+class AddForm(FlaskForm):
+    """Information or files the reporter adds to their report later: either will do. Its
+    fields carry a prefix: the reply form on the same page has fields of the same names."""
+
+    text = _text(_l("What would you like to add?"), 10_000)
+    files = MultipleFileField(_l("Files (optional)"))
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("prefix", "add")
+        super().__init__(*args, **kwargs)
+
+
 class CloseForm(FlaskForm):
     pass
 

@@ -7,17 +7,18 @@ reporter's key) live only in the response body or, sealed, in the visit's sessio
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, stream_with_context, url_for
 from flask_babel import gettext as _
 
-from .. import db, intake, visits
+from .. import cases, db, intake, visits
 from ..codes import Busy, MalformedCode, TrackingCode, normalise_digits, parse_code
 from ..extensions import server_key, settings, state, today, trust
 from ..labels import OUTCOME_LABELS, STATUS_LABELS, category_choices, category_label
 from ..models import Author
 from ..uploads import SealingUpload, blob_store, request_uploads
-from .forms import CloseForm, RatingForm, ReceiptForm, ReplyForm, ReportForm, SavedForm, StatusForm
+from .forms import AddForm, CloseForm, RatingForm, ReceiptForm, ReplyForm, ReportForm, SavedForm, StatusForm
 
 bp = Blueprint("reporter", __name__)
 
@@ -54,6 +55,16 @@ def _cleaning(uploads: list[SealingUpload]) -> dict[str, list[str]]:
         "nothing_found": [u.filename for u in uploads if u.photo_checked and not u.cleaned],
         "as_sent": [u.filename for u in uploads if not u.photo_checked],
     }
+
+
+def _flash_cleaning(uploads: list[SealingUpload]) -> None:
+    files = _cleaning(uploads)
+    if files["cleaned"]:
+        flash(_("Hidden details such as location were removed from: %(names)s.", names=", ".join(files["cleaned"])), "info")
+    if files["nothing_found"]:
+        flash(_("No hidden details such as location were found in: %(names)s.", names=", ".join(files["nothing_found"])), "info")
+    if files["as_sent"]:
+        flash(_("These files were stored as sent, without removing hidden details: %(names)s.", names=", ".join(files["as_sent"])), "info")
 
 
 def _reattach_notice(uploads: list[SealingUpload]) -> list[str]:
@@ -207,7 +218,13 @@ def status():
     return redirect(url_for(".case"), 303)
 
 
-def _render_case(opened: intake.OpenedCase, reply_form: ReplyForm, status: int = 200, rating_form: RatingForm | None = None):
+def _render_case(
+    opened: intake.OpenedCase,
+    reply_form: ReplyForm,
+    status: int = 200,
+    rating_form: RatingForm | None = None,
+    add_form: AddForm | None = None,
+):
     s = settings()
     view = intake.view_case(db.session(), trust(), opened)
     return render_template(
@@ -218,6 +235,7 @@ def _render_case(opened: intake.OpenedCase, reply_form: ReplyForm, status: int =
         status_labels=STATUS_LABELS,
         outcome_labels=OUTCOME_LABELS,
         reply_form=reply_form,
+        add_form=add_form or AddForm(),
         rating_form=rating_form or RatingForm(),
         close_form=CloseForm(),
         max_files=s.max_files,
@@ -254,17 +272,69 @@ def reply():
             form.files.errors = _reattach_notice(uploads)
             return _render_case(opened, form, 503)
         flash(_("Your reply was sent to the officers."), "success")
-        files = _cleaning(uploads)
-        if files["cleaned"]:
-            flash(_("Hidden details such as location were removed from: %(names)s.", names=", ".join(files["cleaned"])), "info")
-        if files["nothing_found"]:
-            flash(_("No hidden details such as location were found in: %(names)s.", names=", ".join(files["nothing_found"])), "info")
-        if files["as_sent"]:
-            flash(_("These files were stored as sent, without removing hidden details: %(names)s.", names=", ".join(files["as_sent"])), "info")
+        _flash_cleaning(uploads)
         return redirect(url_for(".case"), 303)
     _form_problem(form)
     form.files.errors = list(form.files.errors) + file_errors + _reattach_notice(uploads)
     return _render_case(opened, form, 400)
+
+
+@bp.post("/case/add")
+def add():
+    """Information or files added to the report later, streamed, cleaned and sealed exactly
+    as the report's own (uploads.py)."""
+    opened = _opened_case()
+    if opened is None:
+        return _view_closed_nothing_sent()
+    form = AddForm()
+    valid = form.validate_on_submit()
+    uploads = request_uploads()
+    file_errors = _file_errors(uploads, form.files.name)
+    text = (form.text.data or "").strip()
+    if valid and not file_errors and not text and not uploads:
+        form.text.errors = [_("Please write what you would like to add, or attach a file.")]
+        valid = False
+    if valid and not file_errors:
+        try:
+            intake.add_to_report(db.session(), blob_store(), trust(), opened.report_id, text, uploads, today())
+        except intake.StorageFailed:
+            flash(_("What you added could not be stored just now, and nothing was kept. Please send it again."), "error")
+            form.files.errors = _reattach_notice(uploads)
+            return _render_case(opened, ReplyForm(), 503, add_form=form)
+        except cases.CaseClosed:
+            flash(_("This report is closed, so nothing can be added to it. Nothing was sent."), "error")
+            return redirect(url_for(".case"), 303)
+        flash(_("What you added was sent to the officers, with your report."), "success")
+        _flash_cleaning(uploads)
+        return redirect(url_for(".case") + "#sent", 303)
+    _form_problem(form)
+    form.files.errors = list(form.files.errors) + file_errors + _reattach_notice(uploads)
+    return _render_case(opened, ReplyForm(), 400, add_form=form)
+
+
+@bp.get("/case/files/<int:file_id>")
+def officer_file(file_id: int):
+    """A file the officers sent with a message: only while the case view is open, always
+    as a download of opaque bytes (never shown in the page, never sniffed)."""
+    opened = _opened_case()
+    if opened is None:
+        flash(_("For your safety the case view closes after a while. Please type your code again."), "info")
+        return redirect(url_for(".status"), 303)
+    try:
+        found = intake.open_officer_file(db.session(), blob_store(), trust(), opened, file_id)
+    except intake.FileNotForReporter:
+        abort(404)
+    name = found.name or f"file-{file_id}"
+    ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name) or "file"
+    return Response(
+        stream_with_context(found.chunks),
+        mimetype="application/octet-stream",
+        headers={
+            "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
+            "Content-Length": str(found.size),
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+        },
+    )
 
 
 @bp.post("/case/rate")

@@ -103,7 +103,7 @@ class TestNoContentOutsideOfficers:
         if role is Role.SUPERVISOR:  # the pages it is for were really reached, not refused
             assert {f"/cases/{planted['case_id']}", f"/audit?case={planted['case_id']}", "/cases?status=all"} <= seen
         else:
-            assert {"/admin/accounts", f"/admin/accounts/{planted['account_id']}"} <= seen
+            assert {"/admin/accounts", f"/admin/accounts/{planted['account_id']}", "/admin/publicity"} <= seen
 
 
 class TestForms:

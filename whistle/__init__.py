@@ -83,12 +83,13 @@ def create_app(test_config: dict[str, Any] | None = None, *, require_recipients:
     unless `require_recipients` is false (key-management commands), without at least one
     officer public key and the recovery public key.
     """
-    from . import ratelimit, visits
+    from . import publicity, ratelimit, visits
     from .public.views import bp as public_bp
     from .reporter.views import bp as reporter_bp
 
     app = _base_app(test_config, require_recipients, "reporter")
     visits.init_app(app)
+    publicity.init_app(app)
     app.config["SESSION_COOKIE_NAME"] = "whistle"
     app.jinja_env.globals["base_layout"] = "base.html"
     app.jinja_env.globals["home_endpoint"] = "reporter.landing"

@@ -283,6 +283,29 @@ def serve(instance_path: str | None, host: str, port: int, officer_port: int) ->
     server.serve_forever()
 
 
+@main.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write the files into (made if missing).")
+@click.option("--instance", "instance_path")
+def publicity(out_dir: str, instance_path: str | None) -> None:
+    """Write the publicity kit: the two snippets for the municipality's website, the A4
+    poster, the A5 flyer and the staff flyer (Thai and English, PDF and PNG), and the
+    share image. All of it comes from config.toml (site_url, onion_address, the
+    organisation's names, seal and deadlines)."""
+    from . import publicity as kit
+    from .extensions import settings
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with _instance_app(instance_path) as app, app.test_request_context("/"):
+        try:
+            for filename in kit.file_names():
+                body, _type = kit.kit_file(settings(), filename)
+                (out / filename).write_bytes(body)
+                click.echo(f"{out / filename}")
+        except kit.NotConfigured as exc:
+            raise click.ClickException(str(exc)) from None
+
+
 # --------------------------------------------------------------------------- keys
 
 

@@ -69,9 +69,10 @@ class Organisation:
 
     name_th: str = "เทศบาล"
     name_en: str = "Municipality"
-    #: The organisation's seal, shown in the reporter pages' header: an image file (PNG,
-    #: JPEG, WebP or SVG, at most `SEAL_MAX_BYTES`), relative to the instance folder.
-    #: Served by this service itself (/seal), never from another site. Empty: no seal.
+    #: The organisation's seal, shown in the reporter pages' header and on the poster, the
+    #: flyers and the share image: an image file (PNG, JPEG, WebP or SVG, at most
+    #: `SEAL_MAX_BYTES`), its path absolute or relative to the instance folder. Served by
+    #: this service itself (/seal), never from another site. Empty: no seal.
     seal: str = ""
     #: The general-complaints channel, which the landing page sends everything else to.
     general_complaints_url: str = ""

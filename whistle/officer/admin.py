@@ -1,7 +1,9 @@
-"""The administrators' pages: the accounts of the workspace. Admins create accounts (with
+"""The administrators' pages: the accounts of the workspace, and the publicity kit. Admins create accounts (with
 a one-time passphrase shown once, to hand over in person), disable them, reset a
 supervisor's or an admin's forgotten passphrase, reset a lost second factor, and set the
-address notices go to. Removing an officer also retires their key (access.py).
+address notices go to. Removing an officer also retires their key (access.py). The
+publicity page shows the snippets for the municipality's website, with a live preview,
+and serves the poster, the flyers and the share image (publicity.py).
 
 Nothing here shows case content, nor any secret of an account: there is none on these
 pages to show. Every change is on the audit trail (in the services' transactions), and a
@@ -10,12 +12,13 @@ change that must end an account's sessions ends them once it has committed.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, url_for
 from flask_babel import gettext as _
+from markupsafe import Markup
 from sqlalchemy import select
 
-from .. import access, accounts, db
-from ..extensions import password_hashing, state, today, trust
+from .. import access, accounts, db, publicity, security
+from ..extensions import password_hashing, settings, state, today, trust
 from ..models import Account, Role
 from . import current_account, roles, sessions
 from .forms import ConfirmForm, DisableForm, EmailForm, NewAccountForm
@@ -188,3 +191,76 @@ def reset_second_factor(account_id: int):
     sessions.end_all(state(), account.id)
     flash(_("The second factor was reset. At their next sign-in, with their passphrase and no code, the person sets it up again."), "success")
     return _back(account)
+
+
+# --------------------------------------------------------------------------- publicity
+
+
+def _site_origin() -> str:
+    """The scheme, host and port of the channel's address (what a preview may frame)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(settings().site_url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+@bp.get("/publicity")
+@roles(Role.ADMIN)
+def publicity_page():
+    """The website snippets, with a live preview and the text to paste; the poster, the
+    flyers and the share image to download."""
+    s, snippets, problem = settings(), {}, None
+    try:
+        snippets = {name: publicity.snippet(s, name) for name in publicity.SNIPPETS}
+        publicity.seal_data_uri(s)
+    except publicity.NotConfigured as exc:
+        problem = str(exc)
+    response = make_response(render_template(
+        "officer/admin/publicity.html", snippets=snippets, problem=problem, org=s.organisation,
+        site_url=s.site_url, onion=s.onion_address, documents=publicity.DOCUMENTS, languages=publicity.LANGUAGES,
+    ))
+    # The previews are pages of this app, framed here; nothing else may be.
+    response.headers["Content-Security-Policy"] = security.CSP + "; frame-src 'self'"
+    return response
+
+
+def _preview(name: str):
+    try:
+        snippet = publicity.snippet(settings(), name)
+    except publicity.NotConfigured:
+        abort(404)
+    response = make_response(render_template("officer/admin/publicity_preview.html", snippet=Markup(snippet)))
+    # The snippet as a website shows it: its inline styles, and for the statistics its
+    # frame of the channel. No script runs here, and only the publicity page may frame it.
+    frame_src = _site_origin() or "'none'"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+        f"frame-src {frame_src}; form-action 'none'; base-uri 'none'; frame-ancestors 'self'"
+    )
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+@bp.get("/publicity/preview/button")
+@roles(Role.ADMIN)
+def publicity_button_preview():
+    return _preview("button")
+
+
+@bp.get("/publicity/preview/statistics")
+@roles(Role.ADMIN)
+def publicity_statistics_preview():
+    return _preview("statistics")
+
+
+@bp.get("/publicity/files/<filename>")
+@roles(Role.ADMIN)
+def publicity_file(filename: str):
+    try:
+        found = publicity.kit_file(settings(), filename)
+    except publicity.NotConfigured:
+        abort(404)
+    if found is None:
+        abort(404)
+    body, mimetype = found
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -8,7 +8,7 @@ import json
 
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 
-from .. import db, pdf, publication, security, statistics, summaries
+from .. import db, pdf, publication, publicity, security, statistics, summaries
 from ..extensions import now, settings, today
 from ..i18n import select_locale
 from ..statistics import FiscalYear
@@ -56,7 +56,11 @@ def _signed_off(fiscal_year: FiscalYear) -> tuple[str, ...]:
 
 @bp.get("/statistics")
 def statistics_now():
-    return redirect(url_for(".statistics_page", year=FiscalYear.of(today()).year), 303)
+    """This fiscal year's figures: the address the website snippet frames (with
+    `?embed=1`, kept through the redirect, which may be framed as the page it leads to)."""
+    embed = request.args.get("embed") == "1"
+    response = redirect(url_for(".statistics_page", year=FiscalYear.of(today()).year, embed=1 if embed else None), 303)
+    return security.allow_framing(response, settings().organisation.embed_origins) if embed else response
 
 
 def _render_statistics(fiscal_year: FiscalYear, figures: statistics.Figures | None, embed: bool) -> str:
@@ -171,3 +175,14 @@ def report(year: int, period: str):
         titles=publication.TABLE_TITLES, total_labels=publication.TOTAL_LABELS, ita=org.ita_items,
         target=org.satisfaction_target,
     )
+
+
+@bp.get("/share.png")
+def share_image():
+    """The picture a link to the channel shows in LINE or Facebook (the landing page's
+    Open Graph tags name it). Made once per process from the settings."""
+    try:
+        body = publicity.share_png(settings())
+    except publicity.NotConfigured:
+        abort(404)
+    return Response(body, mimetype="image/png")

@@ -72,6 +72,7 @@ def fill(url: str, cases: int, seed: int = 7) -> None:
             closed = received + dt.timedelta(days=rng.randrange(5, 120)) if rng.random() < 0.7 else None
             referred = rng.random() < 0.08
             acknowledged = received + dt.timedelta(days=rng.randrange(0, 10))
+            referred_on = acknowledged + dt.timedelta(days=3) if referred else None
             rows.append({
                 "id": case_id, "uid": secrets.token_bytes(16), "lookup": f"b{case_id}",
                 "channel": rng.choice(channels), "category": rng.choice(CATEGORIES),
@@ -79,13 +80,15 @@ def fill(url: str, cases: int, seed: int = 7) -> None:
                 "outcome": rng.choice(outcomes) if closed else None, "received_on": received,
                 "ack_due": received + dt.timedelta(days=7), "resolve_due": received + dt.timedelta(days=15),
                 "acknowledged_on": acknowledged, "resolve_missed": rng.random() < 0.2, "closed_on": closed,
-                "referred_to": rng.choice(agencies) if referred else None, **filler,
+                "referred_to": rng.choice(agencies) if referred else None, "referred_on": referred_on, **filler,
             })
+            rating = (rng.randint(1, 5), closed + dt.timedelta(days=2)) if closed and rng.random() < 0.3 else None
+            rows[-1].update(rating_score=rating and rating[0], rated_on=rating and rating[1])
             if referred:
                 events.append({"report_id": case_id, "kind": EventKind.STATUS.value, "status": Status.REFERRED.value,
-                               "on": acknowledged + dt.timedelta(days=3)})
-            if closed and rng.random() < 0.3:
-                ratings.append({"report_id": case_id, "score": rng.randint(1, 5), "rated_on": closed + dt.timedelta(days=2)})
+                               "on": referred_on})
+            if rating:
+                ratings.append({"report_id": case_id, "score": rating[0], "rated_on": rating[1]})
         with engine.begin() as conn:
             conn.execute(insert(Report), rows)
             if events:

@@ -9,7 +9,7 @@ event) and ratings. Then, in the same run, interleaved:
   through the Flask test client, after a first request made and stored its figures),
   against a static file of exactly the same size served by the same app (`/static/...`);
 * (f) a full recomputation of one fiscal year with suppression (every one of its twelve
-  cuts counted and suppressed in order, `statistics.load_groups` + `count_cuts` +
+  cuts counted and suppressed in order, `statistics.load_entries` + `count_entries` +
   `publish_sequence`, nothing stored), against a bare aggregate query over the same
   rows (`SELECT category, count(*) ... GROUP BY category` over that year).
 
@@ -137,8 +137,8 @@ def measure(url: str, instance: Path, cases: int, runs: int) -> tuple[float, flo
             with app.app_context():
                 session = db.session()
                 t0 = time.perf_counter()
-                groups = figures.load_groups(session, fiscal_year, fiscal_year.end)
-                counts = figures.count_cuts(groups, fiscal_year, org, fiscal_year.month_ends(fiscal_year.end))
+                entries = figures.load_entries(session, fiscal_year, fiscal_year.end)
+                counts = figures.count_entries(entries, org, fiscal_year.month_ends(fiscal_year.end))
                 published = figures.publish_sequence(counts, fiscal_year, org.small_count)
                 full_s.append(time.perf_counter() - t0)
                 assert published[-1].totals["received"] > 0
@@ -152,7 +152,7 @@ def measure(url: str, instance: Path, cases: int, runs: int) -> tuple[float, flo
     finally:
         static.unlink()
         app.extensions["whistle.engine"].dispose()
-    print(f"  groups in FY 2569: {len(groups):,}; cases: {published[-1].totals['received']:,}")
+    print(f"  FY 2569: {published[-1].totals['received']:,} cases, counted into {sum(map(len, entries.values())):,} (cell, month) entries")
     print(f"  (e) page warm   : {[round(s * 1000, 2) for s in page_s]} ms, median {median_ms(page_s):.2f} ms")
     print(f"      static file : {[round(s * 1000, 2) for s in file_s]} ms, median {median_ms(file_s):.2f} ms")
     print(f"  (f) recompute   : {[round(s * 1000) for s in full_s]} ms, median {median_ms(full_s):.0f} ms")

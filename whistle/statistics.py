@@ -219,7 +219,7 @@ def _entered(column):
 #: case once per table, at the month it enters that table.
 Entries = dict[tuple[str, str], dict[int, int]]
 
-#: The breakdowns `load_entries` asks for, each (name, its keys): a month first.
+#: The breakdowns `load_entries` counts apart, in the order of `_entry_keys`.
 _SETS = ("received", "referral", "acknowledged", "completed", "satisfaction")
 
 

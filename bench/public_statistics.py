@@ -9,7 +9,7 @@ event) and ratings. Then, in the same run, interleaved:
   through the Flask test client, after a first request made and stored its figures),
   against a static file of exactly the same size served by the same app (`/static/...`);
 * (f) a full recomputation of one fiscal year with suppression (every one of its twelve
-  cuts counted and suppressed in order, `statistics.load_groups` + `count_cuts` +
+  cuts counted and suppressed in order, `statistics.load_entries` + `count_entries` +
   `publish_sequence`, nothing stored), against a bare aggregate query over the same
   rows (`SELECT category, count(*) ... GROUP BY category` over that year).
 
@@ -72,6 +72,7 @@ def fill(url: str, cases: int, seed: int = 7) -> None:
             closed = received + dt.timedelta(days=rng.randrange(5, 120)) if rng.random() < 0.7 else None
             referred = rng.random() < 0.08
             acknowledged = received + dt.timedelta(days=rng.randrange(0, 10))
+            referred_on = acknowledged + dt.timedelta(days=3) if referred else None
             rows.append({
                 "id": case_id, "uid": secrets.token_bytes(16), "lookup": f"b{case_id}",
                 "channel": rng.choice(channels), "category": rng.choice(CATEGORIES),
@@ -79,13 +80,15 @@ def fill(url: str, cases: int, seed: int = 7) -> None:
                 "outcome": rng.choice(outcomes) if closed else None, "received_on": received,
                 "ack_due": received + dt.timedelta(days=7), "resolve_due": received + dt.timedelta(days=15),
                 "acknowledged_on": acknowledged, "resolve_missed": rng.random() < 0.2, "closed_on": closed,
-                "referred_to": rng.choice(agencies) if referred else None, **filler,
+                "referred_to": rng.choice(agencies) if referred else None, "referred_on": referred_on, **filler,
             })
+            rating = (rng.randint(1, 5), closed + dt.timedelta(days=2)) if closed and rng.random() < 0.3 else None
+            rows[-1].update(rating_score=rating and rating[0], rated_on=rating and rating[1])
             if referred:
                 events.append({"report_id": case_id, "kind": EventKind.STATUS.value, "status": Status.REFERRED.value,
-                               "on": acknowledged + dt.timedelta(days=3)})
-            if closed and rng.random() < 0.3:
-                ratings.append({"report_id": case_id, "score": rng.randint(1, 5), "rated_on": closed + dt.timedelta(days=2)})
+                               "on": referred_on})
+            if rating:
+                ratings.append({"report_id": case_id, "score": rating[0], "rated_on": rating[1]})
         with engine.begin() as conn:
             conn.execute(insert(Report), rows)
             if events:
@@ -134,8 +137,8 @@ def measure(url: str, instance: Path, cases: int, runs: int) -> tuple[float, flo
             with app.app_context():
                 session = db.session()
                 t0 = time.perf_counter()
-                groups = figures.load_groups(session, fiscal_year, fiscal_year.end)
-                counts = figures.count_cuts(groups, fiscal_year, org, fiscal_year.month_ends(fiscal_year.end))
+                entries = figures.load_entries(session, fiscal_year, fiscal_year.end)
+                counts = figures.count_entries(entries, org, fiscal_year.month_ends(fiscal_year.end))
                 published = figures.publish_sequence(counts, fiscal_year, org.small_count)
                 full_s.append(time.perf_counter() - t0)
                 assert published[-1].totals["received"] > 0
@@ -149,7 +152,7 @@ def measure(url: str, instance: Path, cases: int, runs: int) -> tuple[float, flo
     finally:
         static.unlink()
         app.extensions["whistle.engine"].dispose()
-    print(f"  groups in FY 2569: {len(groups):,}; cases: {published[-1].totals['received']:,}")
+    print(f"  FY 2569: {published[-1].totals['received']:,} cases, counted into {sum(map(len, entries.values())):,} (cell, month) entries")
     print(f"  (e) page warm   : {[round(s * 1000, 2) for s in page_s]} ms, median {median_ms(page_s):.2f} ms")
     print(f"      static file : {[round(s * 1000, 2) for s in file_s]} ms, median {median_ms(file_s):.2f} ms")
     print(f"  (f) recompute   : {[round(s * 1000) for s in full_s]} ms, median {median_ms(full_s):.0f} ms")

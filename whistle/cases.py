@@ -344,6 +344,7 @@ def move(
         if not agency:
             raise StepNotAllowed("a referral names the agency")
         report.referred_to = Agency(agency)
+        report.referred_on = today  # the statistics' copy of the event's day (statistics.py)
         detail = report.referred_to.value
     if status is Status.CLOSED:
         if not outcome:

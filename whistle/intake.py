@@ -778,6 +778,8 @@ def rate_case(
     if comment:
         rating.comment = items.seal_rating_comment(report, comment, keyring.recipients(session, trust))
     report.rating = rating
+    # The statistics' copy, in the same transaction (statistics.py counts from reports alone).
+    report.rated_on, report.rating_score = rating.rated_on, rating.score
     try:
         session.commit()
     except IntegrityError:  # rated in another request at the same moment: the first stands

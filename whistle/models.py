@@ -147,12 +147,19 @@ class Report(Base):
     #: True once a resolution deadline passed with the case neither closed nor explained.
     resolve_missed: Mapped[bool] = mapped_column(Boolean, default=False)
     referred_to: Mapped[Agency | None] = mapped_column(_enum(Agency), default=None)
+    #: The day of the referral (its status event's day), written with that event; a purge
+    #: keeps it. Cases purged before this column existed have their closing day instead.
+    referred_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), default=None, index=True)
     #: The day the case was closed; the retention period counts from it (None while open).
     closed_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
     #: The day retention wiped the case (retention.py): its secret columns are then empty
     #: and it has no messages or files; the row stays so that the statistics count it.
     purged_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    #: The reporter's rating's day and score (1 to 5), copied from `ratings` when it is
+    #: written, so that the statistics count every case from this one table (no join).
+    rated_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    rating_score: Mapped[int | None] = mapped_column(SmallInteger, default=None)
     # Tracking-code verification: per-report salt, Argon2id cost, derived verifier.
     code_salt: Mapped[bytes] = mapped_column(LargeBinary(16))
     code_time_cost: Mapped[int] = mapped_column(Integer)

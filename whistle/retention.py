@@ -6,7 +6,8 @@ the sealed content, the tracking-code salt and verifier, and the reporter's publ
 The lookup digits are replaced by a value no tracking code can have (`x` + the case
 number), so the case's code then finds no case at all and the status page answers exactly
 as for an unknown code. What stays is the row's workflow metadata (channel, category,
-status, outcome, received_on, the deadlines, closed_on, purged_on), the score of the
+status, outcome, received_on, the deadlines, closed_on, purged_on, and the statistics'
+copies referred_on, rated_on and rating_score), the score of the
 reporter's rating (its comment is emptied), and the first acknowledgement and the closing
 events, so the public statistics, including the share
 handled within the deadlines, still count the case.

@@ -150,8 +150,7 @@ def executive(session: Session, organisation: Organisation, fiscal_year: FiscalY
     while the period runs."""
     end = fiscal_year.period_end(period)
     as_of = min(end, today)
-    groups = statistics.load_groups(session, fiscal_year, as_of)
-    counts = statistics.count(groups, fiscal_year, organisation, as_of)
+    counts = statistics.count_entries(statistics.load_entries(session, fiscal_year, as_of), organisation, [as_of])[0]
     rows = session.execute(
         select(Report.id, Report.received_on, Report.acknowledged_on, Report.ack_due, Report.resolve_due,
                Report.closed_on, Report.resolve_missed)

@@ -1,0 +1,912 @@
+"""Mutation testing of the security-critical modules (`make mutation`, docs/security.md).
+
+For each module named in tools/mutation.toml this makes small changes ("mutants") to its
+syntax tree, one at a time, and runs the tests that cover the changed line against each. A
+mutant that makes a test fail is killed; one that passes every test survived: some
+behaviour of the module is pinned by no test. The score is killed / (killed + survived).
+
+Mutations (each applied alone):
+
+* comparisons: == and !=, < and <=, > and >=, in and not in, is and is not swapped;
+* arithmetic and bitwise operators (+ and -, * and /, // to /, % to //, ** to *, << and >>,
+  & and |, ^ to &), also in augmented assignments;
+* `and` and `or` swapped, `not` and unary minus removed;
+* constants, module-level ones included: a number n becomes n + 1, True and False swap,
+  a non-empty str or bytes gets "XX" around it, an empty one becomes "XX";
+* `return value` becomes `return None`;
+* a call standing alone as a statement is removed.
+
+Left out as message text (changing it changes what a person reads, not what the code does):
+docstrings, the arguments of `_`/`_l`/`gettext`/`ngettext`, of exceptions being raised and
+of logging calls, `assert` messages, and annotations.
+
+How it runs: a server process imports the project and the test modules once. For the plain
+module it runs the tests once in a forked child, recording which test runs which line of
+the module and how long each takes. Then for each mutant it forks a child that compiles the
+mutated module, puts its code into the already-imported module (functions get the mutated
+code object, changed module-level and class-level constants are rebound, also where another
+module imported them by name), and runs with `pytest -x` only the tests that run the mutated
+line (all the module's tests for a mutation in module-level code), quickest first, under a
+timeout. A mutant on a line no test runs survives without running.
+
+Known equivalent mutants (no behaviour changes, or none that can matter) are listed with a
+reason in tools/mutation_known.toml; they are reported but left out of the score.
+
+    python tools/mutation.py                 # every module of tools/mutation.toml
+    python tools/mutation.py whistle/codes.py --jobs 2 --list-survivors
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import builtins
+import dataclasses
+import importlib
+import io
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+import types
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "tools" / "mutation.toml"
+KNOWN = ROOT / "tools" / "mutation_known.toml"
+
+MESSAGE_FUNCS = {"_", "_l", "gettext", "ngettext", "lazy_gettext", "pgettext"}
+LOG_METHODS = {"debug", "info", "warning", "warn", "error", "exception", "critical", "log"}
+
+COMPARE_SWAP = {
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+}
+BINOP_SWAP = {
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Div,
+    ast.Div: ast.Mult,
+    ast.FloorDiv: ast.Div,
+    ast.Mod: ast.FloorDiv,
+    ast.Pow: ast.Mult,
+    ast.LShift: ast.RShift,
+    ast.RShift: ast.LShift,
+    ast.BitAnd: ast.BitOr,
+    ast.BitOr: ast.BitAnd,
+    ast.BitXor: ast.BitAnd,
+}
+OP_TEXT = {
+    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+    ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not", ast.Add: "+",
+    ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**",
+    ast.LShift: "<<", ast.RShift: ">>", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^",
+    ast.And: "and", ast.Or: "or",
+}
+
+
+# --------------------------------------------------------------------------- mutants
+
+
+@dataclasses.dataclass
+class Mutant:
+    index: int
+    line: int
+    scope: str  # qualified name of the enclosing function, or "<module>" / "Class.<body>"
+    in_function: bool
+    what: str  # e.g. "< -> <="
+    key: str = ""  # stable name: "scope: what #n" (n counts equal ones in the same scope)
+
+
+class _Walker(ast.NodeTransformer):
+    """Walks a module in a fixed order, numbering every possible mutation. With `apply` set,
+    carries out that one and leaves the rest."""
+
+    def __init__(self, apply: int | None = None) -> None:
+        self.apply = apply
+        self.found: list[Mutant] = []
+        self.scope: list[str] = []
+        self.function_depth = 0
+        self.message_depth = 0
+        self.done = False
+
+    # -- bookkeeping
+    def _offer(self, node: ast.AST, what: str) -> bool:
+        """Record a mutation at `node`; True if it is the one to carry out."""
+        index = len(self.found)
+        scope = ".".join(self.scope) if self.scope else "<module>"
+        self.found.append(Mutant(index, getattr(node, "lineno", 0), scope, self.function_depth > 0, what))
+        if index == self.apply:
+            self.done = True
+            return True
+        return False
+
+    def _in_message(self, fn):
+        self.message_depth += 1
+        try:
+            return fn()
+        finally:
+            self.message_depth -= 1
+
+    # -- scopes
+    def _visit_function(self, node):
+        for decorator in node.decorator_list:
+            self.visit(decorator)
+        self.visit(node.args)
+        self.scope.append(node.name)
+        self.function_depth += 1
+        body = node.body
+        if body and _is_docstring(body[0]):
+            body = body[1:]
+        node.body[len(node.body) - len(body) :] = [self._visit_stmt(s) for s in body]
+        self.function_depth -= 1
+        self.scope.pop()
+        return node
+
+    visit_FunctionDef = _visit_function
+    visit_AsyncFunctionDef = _visit_function
+
+    def visit_arguments(self, node: ast.arguments):
+        for default in node.defaults + [d for d in node.kw_defaults if d is not None]:
+            self.visit(default)
+        return node  # annotations are left alone
+
+    def visit_Lambda(self, node: ast.Lambda):
+        self.visit(node.args)
+        node.body = self.visit(node.body)
+        return node
+
+    def visit_ClassDef(self, node: ast.ClassDef):
+        for decorator in node.decorator_list:
+            self.visit(decorator)
+        for base in node.bases:
+            self.visit(base)
+        self.scope.append(node.name)
+        body = node.body
+        if body and _is_docstring(body[0]):
+            body = body[1:]
+        node.body[len(node.body) - len(body) :] = [self._visit_stmt(s) for s in body]
+        self.scope.pop()
+        return node
+
+    def visit_Module(self, node: ast.Module):
+        body = node.body
+        if body and _is_docstring(body[0]):
+            body = body[1:]
+        node.body[len(node.body) - len(body) :] = [self._visit_stmt(s) for s in body]
+        return node
+
+    def _visit_stmt(self, stmt: ast.stmt) -> ast.stmt:
+        # A call standing alone: remove it (unless it is a log line).
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and not _is_log_call(stmt.value):
+            if self._offer(stmt, f"remove call {_call_name(stmt.value)}()"):
+                return ast.copy_location(ast.Pass(), stmt)
+        if isinstance(stmt, ast.Expr) and _is_docstring(stmt):
+            return stmt
+        return self.visit(stmt)
+
+    def generic_visit(self, node):
+        # Statements inside compound statements go through _visit_stmt too.
+        for field, old in ast.iter_fields(node):
+            if isinstance(old, list):
+                new = []
+                for item in old:
+                    if isinstance(item, ast.stmt):
+                        item = self._visit_stmt(item)
+                    elif isinstance(item, ast.AST):
+                        item = self.visit(item)
+                    if item is not None:
+                        new.append(item)
+                old[:] = new
+            elif isinstance(old, ast.AST):
+                setattr(node, field, self.visit(old))
+        return node
+
+    # -- message text is left alone
+    def visit_Call(self, node: ast.Call):
+        name = _call_name(node)
+        if name in MESSAGE_FUNCS or _is_log_call(node) or name in {"warn", "warnings.warn"}:
+            self.visit(node.func)
+            return node  # message text: not mutated
+        return self.generic_visit(node)
+
+    def visit_Raise(self, node: ast.Raise):
+        if isinstance(node.exc, ast.Call):
+            self.visit(node.exc.func)
+            # the exception's message arguments are text; keyword arguments are not
+            for kw in node.exc.keywords:
+                self.visit(kw)
+        elif node.exc is not None:
+            self.visit(node.exc)
+        if node.cause is not None:
+            self.visit(node.cause)
+        return node
+
+    def visit_Assert(self, node: ast.Assert):
+        node.test = self.visit(node.test)
+        return node
+
+    def visit_AnnAssign(self, node: ast.AnnAssign):
+        if node.value is not None:
+            node.value = self.visit(node.value)
+        return node
+
+    def visit_JoinedStr(self, node: ast.JoinedStr):
+        for value in node.values:
+            if isinstance(value, ast.FormattedValue):
+                self.visit(value.value)
+        return node  # the literal parts of an f-string are text
+
+    # -- the mutations
+    def visit_Compare(self, node: ast.Compare):
+        self.generic_visit(node)
+        for i, op in enumerate(node.ops):
+            swap = COMPARE_SWAP.get(type(op))
+            if swap and self._offer(node, f"{OP_TEXT[type(op)]} -> {OP_TEXT[swap]}"):
+                node.ops[i] = swap()
+        return node
+
+    def visit_BinOp(self, node: ast.BinOp):
+        self.generic_visit(node)
+        swap = BINOP_SWAP.get(type(node.op))
+        if swap and self._offer(node, f"{OP_TEXT[type(node.op)]} -> {OP_TEXT[swap]}"):
+            node.op = swap()
+        return node
+
+    def visit_AugAssign(self, node: ast.AugAssign):
+        self.generic_visit(node)
+        swap = BINOP_SWAP.get(type(node.op))
+        if swap and self._offer(node, f"{OP_TEXT[type(node.op)]}= -> {OP_TEXT[swap]}="):
+            node.op = swap()
+        return node
+
+    def visit_BoolOp(self, node: ast.BoolOp):
+        self.generic_visit(node)
+        swap = ast.Or if isinstance(node.op, ast.And) else ast.And
+        if self._offer(node, f"{OP_TEXT[type(node.op)]} -> {OP_TEXT[swap]}"):
+            node.op = swap()
+        return node
+
+    def visit_UnaryOp(self, node: ast.UnaryOp):
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Not) and self._offer(node, "remove not"):
+            return node.operand
+        if isinstance(node.op, ast.USub) and self._offer(node, "remove unary -"):
+            return node.operand
+        return node
+
+    def visit_Constant(self, node: ast.Constant):
+        value = node.value
+        if isinstance(value, bool):
+            if self._offer(node, f"{value} -> {not value}"):
+                return ast.copy_location(ast.Constant(not value), node)
+        elif isinstance(value, (int, float)):
+            if self._offer(node, f"{value} -> {value + 1}"):
+                return ast.copy_location(ast.Constant(value + 1), node)
+        elif isinstance(value, (str, bytes)):
+            marker = "XX" if isinstance(value, str) else b"XX"
+            new = marker + value + marker if value else marker
+            if self._offer(node, f"{_short(value)} -> {_short(new)}"):
+                return ast.copy_location(ast.Constant(new), node)
+        return node
+
+    def visit_Return(self, node: ast.Return):
+        self.generic_visit(node)
+        if node.value is not None and not (isinstance(node.value, ast.Constant) and node.value.value is None):
+            if self._offer(node, "return None"):
+                node.value = None
+        return node
+
+
+def _is_docstring(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
+
+
+def _call_name(call: ast.Call) -> str:
+    try:
+        return ast.unparse(call.func)
+    except Exception:  # pragma: no cover - unparse handles every expression
+        return "?"
+
+
+def _is_log_call(call: ast.Call) -> bool:
+    func = call.func
+    if not isinstance(func, ast.Attribute) or func.attr not in LOG_METHODS:
+        return False
+    owner = ast.unparse(func.value).lower()
+    return "log" in owner
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def enumerate_mutants(source: str) -> list[Mutant]:
+    walker = _Walker()
+    walker.visit(ast.parse(source))
+    counts: dict[str, int] = {}
+    for mutant in walker.found:
+        base = f"{mutant.scope}: {mutant.what}"
+        n = counts.get(base, 0)
+        counts[base] = n + 1
+        mutant.key = f"{base} #{n}"
+    return walker.found
+
+
+def mutated_tree(source: str, index: int) -> ast.Module:
+    walker = _Walker(apply=index)
+    tree = walker.visit(ast.parse(source))
+    if not walker.done:
+        raise RuntimeError(f"mutant {index} not found")
+    return ast.fix_missing_locations(tree)
+
+
+# --------------------------------------------------------------------------- putting a mutant in place
+
+
+_SKIP_CLASS_ATTRS = {
+    "__dict__", "__weakref__", "__doc__", "__module__", "__qualname__", "__dataclass_fields__",
+    "__dataclass_params__", "__match_args__", "__slots__", "__annotations__", "__parameters__",
+    "__orig_bases__",
+}
+
+
+class _Patcher:
+    def __init__(self, module: types.ModuleType, fresh: dict) -> None:
+        self.module = module
+        self.fresh = fresh
+        self.old_classes: dict[type, type] = {}  # new class -> old class of the same name
+
+    def map_classes(self, old_owner, new_ns: dict) -> None:
+        for name, new in new_ns.items():
+            old = getattr(old_owner, name, None) if not isinstance(old_owner, dict) else old_owner.get(name)
+            if isinstance(new, type) and isinstance(old, type) and new is not old and new.__qualname__ == old.__qualname__:
+                self.old_classes[new] = old
+                self.map_classes(old, dict(vars(new)))
+
+    def same(self, old, new, depth: int = 0) -> bool:
+        if old is new:
+            return True
+        if depth > 20:
+            return True
+        if isinstance(new, type) and self.old_classes.get(new) is old:
+            return True
+        if type(old) is not type(new) and self.old_classes.get(type(new)) is not type(old):
+            return False
+        if isinstance(old, (int, float, str, bytes, bool, complex, type(None), frozenset, range)):
+            return old == new
+        if isinstance(old, (tuple, list)):
+            return len(old) == len(new) and all(self.same(a, b, depth + 1) for a, b in zip(old, new))
+        if isinstance(old, dict):
+            return list(old) == list(new) and all(self.same(old[k], new[k], depth + 1) for k in old)
+        if isinstance(old, set):
+            return old == new
+        if isinstance(old, types.FunctionType):
+            return (
+                old.__code__ == new.__code__
+                and self.same(old.__defaults__, new.__defaults__, depth + 1)
+                and self.same(old.__kwdefaults__, new.__kwdefaults__, depth + 1)
+                and self.same(_cells(old), _cells(new), depth + 1)
+            )
+        if type(old).__module__ == self.module.__name__ and hasattr(old, "__dict__"):
+            return self.same(vars(old), vars(new), depth + 1)
+        if type(old).__name__ == "Pattern":
+            return old.pattern == new.pattern and old.flags == new.flags
+        # Anything else (locks, suites, loggers...) is taken as unchanged: rebinding it could
+        # only lose state that other modules put into it.
+        return True
+
+    def adopt(self, value):
+        """`value` with its class swapped for the already-imported class of the same name,
+        so that isinstance checks elsewhere still hold."""
+        old_class = self.old_classes.get(type(value))
+        if old_class is not None:
+            object.__setattr__(value, "__class__", old_class)
+        return value
+
+    def patch_function(self, owner, name: str, old, new) -> None:
+        while hasattr(old, "__wrapped__") and hasattr(new, "__wrapped__"):
+            old, new = old.__wrapped__, new.__wrapped__
+        if not isinstance(old, types.FunctionType) or not isinstance(new, types.FunctionType):
+            return
+        if self.same(old, new):
+            return
+        if not old.__code__.co_freevars and not new.__code__.co_freevars:
+            old.__code__ = new.__code__
+            old.__defaults__ = new.__defaults__
+            old.__kwdefaults__ = new.__kwdefaults__
+            return
+        # A closure (e.g. a method using super(), or dataclass's generated __init__): a new
+        # function with the module's globals and the already-imported class in its cells.
+        cells = []
+        for var, cell in zip(new.__code__.co_freevars, new.__closure__ or ()):
+            content = cell.cell_contents
+            cells.append(types.CellType(self.old_classes.get(content, content) if isinstance(content, type) else content))
+        glob = self.module.__dict__ if new.__globals__ is self.fresh else new.__globals__
+        replacement = types.FunctionType(new.__code__, glob, new.__name__, new.__defaults__, tuple(cells))
+        replacement.__kwdefaults__ = new.__kwdefaults__
+        replacement.__qualname__ = new.__qualname__
+        replacement.__dict__.update(old.__dict__)
+        if owner is not None:
+            current = vars(owner).get(name) if isinstance(owner, type) else None
+            if isinstance(current, (staticmethod, classmethod)):
+                replacement = type(current)(replacement)
+            setattr(owner, name, replacement)
+
+    def patch_member(self, owner: type, name: str, old, new) -> None:
+        if isinstance(new, (staticmethod, classmethod)) and isinstance(old, type(new)):
+            self.patch_function(None, name, old.__func__, new.__func__)
+            if not self.same(old.__func__, new.__func__):
+                setattr(owner, name, new)
+        elif isinstance(new, property) and isinstance(old, property):
+            for part in ("fget", "fset", "fdel"):
+                if getattr(new, part) is not None and getattr(old, part) is not None:
+                    self.patch_function(None, name, getattr(old, part), getattr(new, part))
+        elif hasattr(new, "func") and hasattr(old, "func") and isinstance(new.func, types.FunctionType):
+            self.patch_function(None, name, old.func, new.func)  # functools.cached_property
+        elif isinstance(new, types.FunctionType) or hasattr(new, "__wrapped__"):
+            self.patch_function(owner, name, old, new)
+        elif isinstance(new, type) and self.old_classes.get(new) is old:
+            self.patch_class(old, new)
+        elif not self.same(old, new):
+            setattr(owner, name, self.adopt(new))
+
+    def patch_class(self, old: type, new: type) -> None:
+        for name, value in vars(new).items():
+            if name in _SKIP_CLASS_ATTRS or name not in vars(old):
+                continue
+            self.patch_member(old, name, vars(old)[name], value)
+
+    def run(self) -> None:
+        module = self.module
+        self.map_classes(module.__dict__, self.fresh)
+        for name, new in self.fresh.items():
+            if name.startswith("__") or name not in module.__dict__:
+                continue
+            old = module.__dict__[name]
+            if old is new or isinstance(new, types.ModuleType):
+                continue
+            if isinstance(new, type):
+                if self.old_classes.get(new) is old:
+                    self.patch_class(old, new)
+                continue  # a class imported from elsewhere
+            if isinstance(new, types.FunctionType) or hasattr(new, "__wrapped__"):
+                if getattr(new, "__module__", None) == module.__name__:
+                    self.patch_function(module, name, old, new)
+                continue
+            if not self.same(old, new):
+                new = self.adopt(new)
+                module.__dict__[name] = new
+                # also where another module imported it by name (`from .x import NAME`)
+                for other in list(sys.modules.values()):
+                    other_dict = getattr(other, "__dict__", None)
+                    if other is module or not isinstance(other_dict, dict):
+                        continue
+                    if other_dict.get(name) is old and _ours(other):
+                        other_dict[name] = new
+
+
+def _cells(fn: types.FunctionType) -> tuple:
+    out = []
+    for cell in fn.__closure__ or ():
+        try:
+            out.append(cell.cell_contents)
+        except ValueError:
+            out.append(None)
+    return tuple(out)
+
+
+def _ours(module: types.ModuleType) -> bool:
+    name = getattr(module, "__name__", "") or ""
+    return name.split(".")[0] in {"whistle", "tests", "bench", "tools"}
+
+
+def install_mutant(module: types.ModuleType, tree: ast.Module) -> None:
+    code = compile(tree, module.__file__, "exec")
+    fresh = {
+        "__name__": module.__name__,
+        "__file__": module.__file__,
+        "__package__": module.__package__,
+        "__spec__": module.__spec__,
+        "__builtins__": builtins,
+    }
+    exec(code, fresh)
+    _Patcher(module, fresh).run()
+
+
+# --------------------------------------------------------------------------- running tests in children
+
+
+class _Recorder:
+    """pytest plugin for the plain run: which test runs which line of the module, and how long."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.current: str | None = None
+        self.lines: dict[str, set[int]] = {}
+        self.durations: dict[str, float] = {}
+        self.failed: list[str] = []
+
+    def _trace(self, frame, event, arg):
+        if frame.f_code.co_filename != self.filename:
+            return None
+        lines = self.lines.setdefault(self.current, set())
+
+        def local(frame, event, arg):
+            if event == "line":
+                lines.add(frame.f_lineno)
+            return local
+
+        lines.add(frame.f_lineno)
+        return local
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        self.current = item.nodeid
+        self.lines.setdefault(item.nodeid, set())
+        started = time.perf_counter()
+        sys.settrace(self._trace)
+        threading.settrace(self._trace)
+        try:
+            yield
+        finally:
+            sys.settrace(None)
+            threading.settrace(None)
+        self.durations[item.nodeid] = time.perf_counter() - started
+
+    def pytest_runtest_logreport(self, report):
+        if report.failed and report.nodeid not in self.failed:
+            self.failed.append(report.nodeid)
+
+
+class _FirstFailure:
+    """pytest plugin in a mutant's child: the first test that failed."""
+
+    nodeid: str | None = None
+
+    def pytest_runtest_logreport(self, report):
+        if report.failed and self.nodeid is None:
+            self.nodeid = report.nodeid
+
+
+def _quiet() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), write_through=True)
+    sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), write_through=True)
+
+
+def _pytest_args(targets: list[str], marker: str, extra: list[str]) -> list[str]:
+    return ["-q", "-p", "no:cacheprovider", "-o", "addopts=--strict-markers", "--tb=no", "-m", marker, *extra, *targets]
+
+
+def _fork(fn, timeout: float) -> tuple[str, float]:
+    """Run fn() in a forked child in its own process group; ("ok"|"fail"|"timeout"|"crash", seconds)."""
+    started = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 3
+        try:
+            os.setpgid(0, 0)
+            code = fn()
+        except BaseException:  # noqa: BLE001 - any error in the child kills the mutant
+            code = 4
+        finally:
+            os._exit(code if isinstance(code, int) else 4)
+    deadline = started + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.perf_counter() > deadline:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+            return "timeout", time.perf_counter() - started
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    if os.WIFEXITED(status):
+        code = os.WEXITSTATUS(status)
+        return ("ok" if code == 0 else "fail" if code == 1 else "crash"), elapsed
+    # killed by a signal (also a process group left over by the tests)
+    return "crash", elapsed
+
+
+def _finish_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class ModuleRun:
+    def __init__(self, path: str, settings: dict, known: dict[str, str], jobs: int, verbose: bool) -> None:
+        self.path = path
+        self.module_name = path[:-3].replace("/", ".")
+        self.settings = settings
+        self.known = known
+        self.jobs = jobs
+        self.verbose = verbose
+        self.source = (ROOT / path).read_text()
+        self.marker = settings.get("marker", "not postgres and not slow and not attack and not faults")
+        self.tests = settings["tests"]
+
+    def baseline(self) -> dict:
+        out = tempfile.NamedTemporaryFile(suffix=".json", delete=False)
+        out.close()
+        filename = str(ROOT / self.path)
+
+        def child():
+            import pytest
+
+            _quiet()
+            recorder = _Recorder(filename)
+            code = pytest.main(_pytest_args(self.tests, self.marker, []), plugins=[recorder])
+            Path(out.name).write_text(
+                json.dumps(
+                    {
+                        "lines": {k: sorted(v) for k, v in recorder.lines.items()},
+                        "durations": recorder.durations,
+                        "failed": recorder.failed,
+                        "code": int(code),
+                    }
+                )
+            )
+            return 0
+
+        status, _ = _fork(child, timeout=3600)
+        data = json.loads(Path(out.name).read_text() or "{}")
+        os.unlink(out.name)
+        if status != "ok" or not data:
+            raise SystemExit(f"{self.path}: the plain run did not finish ({status})")
+        return data
+
+    def run(self) -> dict:
+        started = time.perf_counter()
+        base = self.baseline()
+        if base["failed"]:
+            raise SystemExit(f"{self.path}: tests fail without any mutant: {base['failed'][:5]}")
+        durations = base["durations"]
+        by_line: dict[int, list[str]] = {}
+        for test, lines in base["lines"].items():
+            for line in lines:
+                by_line.setdefault(line, []).append(test)
+        all_tests = sorted(durations, key=durations.get)
+        module = importlib.import_module(self.module_name)
+        mutants = enumerate_mutants(self.source)
+        results: dict[int, tuple[str, float]] = {}
+        pending: dict[int, tuple[Mutant, float]] = {}
+        queue = list(mutants)
+        tree_lines = _statement_lines(self.source)
+
+        def launch(mutant: Mutant) -> None:
+            if mutant.in_function:
+                lines = tree_lines.get(mutant.line, {mutant.line})
+                tests = sorted({t for line in lines for t in by_line.get(line, [])}, key=durations.get)
+            else:
+                tests = list(all_tests)
+            # The tests that killed the most mutants so far go first (-x stops at the first failure).
+            tests.sort(key=lambda t: -killers.get(t, 0))
+            if not tests:
+                results[mutant.index] = ("no test", 0.0)
+                return
+            budget = sum(durations[t] for t in tests)
+            timeout = 10 + 3 * budget
+            tree = mutated_tree(self.source, mutant.index)
+
+            def child():
+                import pytest
+
+                _quiet()
+                install_mutant(module, tree)
+                first_failure = _FirstFailure()
+                code = int(pytest.main(_pytest_args(tests, self.marker, ["-x"]), plugins=[first_failure]))
+                if first_failure.nodeid:
+                    Path(killer_file(os.getpid())).write_text(first_failure.nodeid)
+                return code
+
+            pid = os.fork()
+            if pid == 0:
+                code = 4
+                try:
+                    os.setpgid(0, 0)
+                    code = child()
+                except BaseException:  # noqa: BLE001
+                    code = 4
+                finally:
+                    os._exit(code if isinstance(code, int) else 4)
+            pending[pid] = (mutant, time.perf_counter() + timeout, time.perf_counter())
+
+        timed_out_before = 0
+        killers: dict[str, int] = {}
+        killer_dir = tempfile.mkdtemp(prefix="mutation-")
+
+        def killer_file(pid: int) -> str:
+            return os.path.join(killer_dir, str(pid))
+        while queue or pending:
+            while queue and len(pending) < self.jobs:
+                launch(queue.pop(0))
+            if not pending:
+                continue
+            time.sleep(0.02)
+            for pid in list(pending):
+                mutant, deadline, began = pending[pid]
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if not done and time.perf_counter() > deadline:
+                    _finish_group(pid)
+                    os.waitpid(pid, 0)
+                    results[mutant.index] = ("timeout", time.perf_counter() - began)
+                    del pending[pid]
+                    continue
+                if done:
+                    _finish_group(pid)
+                    del pending[pid]
+                    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+                    # pytest: 0 all passed; 1 some failed; 2 interrupted (e.g. import error); 4 our error
+                    results[mutant.index] = ("survived" if code == 0 else "killed", time.perf_counter() - began)
+                    if os.path.exists(killer_file(pid)):
+                        killer = Path(killer_file(pid)).read_text()
+                        killers[killer] = killers.get(killer, 0) + 1
+                        os.unlink(killer_file(pid))
+                    if self.verbose:
+                        print(f"  [{mutant.index}] code {code} in {results[mutant.index][1]:.1f} s", flush=True)
+            if self.verbose and timed_out_before != sum(1 for r in results.values() if r[0] == "timeout"):
+                timed_out_before += 1
+                print(f"  {self.path}: a mutant timed out", flush=True)
+        os.rmdir(killer_dir)
+
+        seconds = time.perf_counter() - started
+        report = {"module": self.path, "seconds": round(seconds, 1), "mutants": [], "known_unused": []}
+        used_known = set()
+        for mutant in mutants:
+            status = results[mutant.index][0]
+            if status == "timeout":
+                status = "killed"
+            if status in ("survived", "no test") and mutant.key in self.known:
+                status = "equivalent"
+                used_known.add(mutant.key)
+            report["mutants"].append({**dataclasses.asdict(mutant), "status": status})
+        report["known_unused"] = sorted(set(self.known) - used_known)
+        return report
+
+
+def _statement_lines(source: str) -> dict[int, set[int]]:
+    """For each line, the lines of the innermost statement containing it (a mutation on a
+    continuation line is run by the tests that run its statement's first line)."""
+    out: dict[int, set[int]] = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.stmt) and not isinstance(
+            node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.While, ast.With, ast.Try)
+        ):
+            span = set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+            for line in span:
+                out.setdefault(line, set()).update(span)
+        elif isinstance(node, (ast.If, ast.While)):
+            span = set(range(node.test.lineno, (node.test.end_lineno or node.test.lineno) + 1))
+            for line in span:
+                out.setdefault(line, set()).update(span)
+        elif isinstance(node, (ast.For,)):
+            span = set(range(node.lineno, (node.iter.end_lineno or node.lineno) + 1))
+            for line in span:
+                out.setdefault(line, set()).update(span)
+    return out
+
+
+# --------------------------------------------------------------------------- main
+
+
+def load_known() -> dict[str, dict[str, str]]:
+    if not KNOWN.exists():
+        return {}
+    data = tomllib.loads(KNOWN.read_text())
+    out: dict[str, dict[str, str]] = {}
+    for entry in data.get("equivalent", []):
+        out.setdefault(entry["module"], {})[entry["mutant"]] = entry["reason"]
+    return out
+
+
+def summary(report: dict) -> dict:
+    counts: dict[str, int] = {}
+    for m in report["mutants"]:
+        counts[m["status"]] = counts.get(m["status"], 0) + 1
+    killed = counts.get("killed", 0)
+    survived = counts.get("survived", 0) + counts.get("no test", 0)
+    score = 100.0 * killed / (killed + survived) if killed + survived else 100.0
+    return {"killed": killed, "survived": survived, "equivalent": counts.get("equivalent", 0), "score": score}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help="paths like whistle/codes.py (default: all of tools/mutation.toml)")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants at once (default 1)")
+    parser.add_argument("--list", action="store_true", help="only list the mutants")
+    parser.add_argument("--list-survivors", action="store_true", help="print every surviving mutant")
+    parser.add_argument("--json", help="write the full results here")
+    parser.add_argument("--only", help="comma-separated mutant numbers to run (with one module)")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+
+    os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT))
+    config = tomllib.loads(CONFIG.read_text())
+    modules = args.modules or list(config["modules"])
+    known = load_known()
+
+    if args.list:
+        for path in modules:
+            for m in enumerate_mutants((ROOT / path).read_text()):
+                print(f"{path}:{m.line}: [{m.index}] {m.key}")
+        return 0
+
+    # The server: import the project and every test module once; each child starts from here.
+    os.environ.setdefault("WHISTLE_MUTATION", "1")
+    import pytest  # noqa: F401
+
+    test_files = sorted({t for path in modules for t in config["modules"][path]["tests"]})
+    for test in test_files:
+        importlib.import_module(test[:-3].replace("/", "."))
+
+    reports = []
+    failed = False
+    total_start = time.perf_counter()
+    for path in modules:
+        settings = dict(config["modules"][path])
+        run = ModuleRun(path, settings, known.get(path, {}), args.jobs, args.verbose)
+        wanted = {int(x) for x in args.only.split(",")} if args.only else set()
+        report = run.run() if not args.only else _run_only(run, wanted)
+        reports.append(report)
+        s = summary(report)
+        target = settings.get("target", 95)
+        mark = "ok" if s["score"] >= target else "BELOW TARGET"
+        print(
+            f"{path}: {s['score']:.1f}% ({s['killed']} killed, {s['survived']} survived, "
+            f"{s['equivalent']} known equivalent; {report['seconds']} s) {mark} (target {target}%)",
+            flush=True,
+        )
+        if s["score"] < target:
+            failed = True
+        if args.list_survivors or args.only:
+            for m in report["mutants"]:
+                if m["status"] in ("survived", "no test") or args.only:
+                    print(f"  {path}:{m['line']}: [{m['index']}] {m['status']}: {m['key']}")
+        for key in report["known_unused"]:
+            print(f"  note: known equivalent mutant no longer found or now killed: {key!r}")
+    print(f"total {time.perf_counter() - total_start:.0f} s", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(reports, indent=1))
+    return 1 if failed and not args.only else 0
+
+
+def _run_only(run: ModuleRun, wanted: set[int]) -> dict:
+    original = enumerate_mutants
+
+    def chosen(source):
+        return [m for m in original(source) if m.index in wanted]
+
+    globals()["enumerate_mutants"] = chosen
+    try:
+        return run.run()
+    finally:
+        globals()["enumerate_mutants"] = original
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -532,105 +532,83 @@ def install_mutant(module: types.ModuleType, tree: ast.Module) -> None:
 # --------------------------------------------------------------------------- running tests in children
 
 
-class _Recorder:
-    """pytest plugin for the plain run: which test runs which line of the module, and how long."""
+def _run_items(
+    items: list, trace=None, durations: dict | None = None, lines: dict | None = None, failed: list | None = None
+) -> tuple[int, str | None]:
+    """Run pytest items in this process, in order, stopping at the first failure (unless
+    `failed` collects them): (0 all passed | 1 one failed, the failed test's id)."""
+    from _pytest.runner import runtestprotocol
+
+    for n, item in enumerate(items):
+        nextitem = items[n + 1] if n + 1 < len(items) else None
+        started = time.perf_counter()
+        if trace is not None:
+            trace.current = lines.setdefault(item.nodeid, set())
+            sys.settrace(trace)
+            threading.settrace(trace)
+        try:
+            reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        finally:
+            if trace is not None:
+                sys.settrace(None)
+                threading.settrace(None)
+        if durations is not None:
+            durations[item.nodeid] = time.perf_counter() - started
+        if any(r.failed for r in reports):
+            if failed is None:
+                return 1, item.nodeid
+            failed.append(item.nodeid)
+    return 0, None
+
+
+class _LineTrace:
+    """A trace function recording the lines of one file the current test runs."""
 
     def __init__(self, filename: str) -> None:
         self.filename = filename
-        self.current: str | None = None
-        self.lines: dict[str, set[int]] = {}
-        self.durations: dict[str, float] = {}
-        self.failed: list[str] = []
+        self.current: set[int] = set()
 
-    def _trace(self, frame, event, arg):
+    def __call__(self, frame, event, arg):
         if frame.f_code.co_filename != self.filename:
             return None
-        lines = self.lines.setdefault(self.current, set())
+        lines = self.current
+        lines.add(frame.f_lineno)
 
         def local(frame, event, arg):
             if event == "line":
                 lines.add(frame.f_lineno)
             return local
 
-        lines.add(frame.f_lineno)
         return local
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_protocol(self, item, nextitem):
-        self.current = item.nodeid
-        self.lines.setdefault(item.nodeid, set())
-        started = time.perf_counter()
-        sys.settrace(self._trace)
-        threading.settrace(self._trace)
-        try:
-            yield
-        finally:
-            sys.settrace(None)
-            threading.settrace(None)
-        self.durations[item.nodeid] = time.perf_counter() - started
-
-    def pytest_runtest_logreport(self, report):
-        if report.failed and report.nodeid not in self.failed:
-            self.failed.append(report.nodeid)
-
-
-class _FirstFailure:
-    """pytest plugin in a mutant's child: the first test that failed."""
-
-    nodeid: str | None = None
-
-    def pytest_runtest_logreport(self, report):
-        if report.failed and self.nodeid is None:
-            self.nodeid = report.nodeid
 
 
 def _quiet() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), write_through=True)
-    sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), write_through=True)
 
 
-def _pytest_args(targets: list[str], marker: str, extra: list[str]) -> list[str]:
-    return ["-q", "-p", "no:cacheprovider", "-o", "addopts=--strict-markers", "--tb=no", "-m", marker, *extra, *targets]
-
-
-def _fork(fn, timeout: float) -> tuple[str, float]:
-    """Run fn() in a forked child in its own process group; ("ok"|"fail"|"timeout"|"crash", seconds)."""
-    started = time.perf_counter()
+def _fork(fn) -> int:
+    """Start fn() in a forked child, in its own process group; its exit code is fn's result
+    (4 if it raised)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
     pid = os.fork()
-    if pid == 0:  # child
-        code = 3
+    if pid == 0:
+        code = 4
         try:
             os.setpgid(0, 0)
+            _quiet()
             code = fn()
         except BaseException:  # noqa: BLE001 - any error in the child kills the mutant
             code = 4
         finally:
             os._exit(code if isinstance(code, int) else 4)
-    deadline = started + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.perf_counter() > deadline:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(pid, 0)
-            return "timeout", time.perf_counter() - started
-        time.sleep(0.02)
-    elapsed = time.perf_counter() - started
-    if os.WIFEXITED(status):
-        code = os.WEXITSTATUS(status)
-        return ("ok" if code == 0 else "fail" if code == 1 else "crash"), elapsed
-    # killed by a signal (also a process group left over by the tests)
-    return "crash", elapsed
+    return pid
 
 
-def _finish_group(pid: int) -> None:
+def _end_group(pid: int) -> None:
+    """Whatever the tests in a child left running (servers, subprocesses) goes with it."""
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -638,46 +616,41 @@ def _finish_group(pid: int) -> None:
 
 
 class ModuleRun:
-    def __init__(self, path: str, settings: dict, known: dict[str, str], jobs: int, verbose: bool) -> None:
+    def __init__(self, path: str, settings: dict, items: list, known: dict[str, str], args) -> None:
         self.path = path
         self.module_name = path[:-3].replace("/", ".")
         self.settings = settings
+        wanted = tuple(settings["tests"])
+        self.items = [item for item in items if item.nodeid.split("::")[0] in wanted]
         self.known = known
-        self.jobs = jobs
-        self.verbose = verbose
+        self.jobs = args.jobs
+        self.verbose = args.verbose
+        self.only = {int(x) for x in args.only.split(",")} if args.only else None
         self.source = (ROOT / path).read_text()
-        self.marker = settings.get("marker", "not postgres and not slow and not attack and not faults")
-        self.tests = settings["tests"]
 
     def baseline(self) -> dict:
         out = tempfile.NamedTemporaryFile(suffix=".json", delete=False)
         out.close()
-        filename = str(ROOT / self.path)
+        trace = _LineTrace(str(ROOT / self.path))
 
-        def child():
-            import pytest
-
-            _quiet()
-            recorder = _Recorder(filename)
-            code = pytest.main(_pytest_args(self.tests, self.marker, []), plugins=[recorder])
+        def child() -> int:
+            durations: dict[str, float] = {}
+            lines: dict[str, set[int]] = {}
+            failed: list[str] = []
+            _run_items(self.items, trace, durations, lines, failed)
             Path(out.name).write_text(
-                json.dumps(
-                    {
-                        "lines": {k: sorted(v) for k, v in recorder.lines.items()},
-                        "durations": recorder.durations,
-                        "failed": recorder.failed,
-                        "code": int(code),
-                    }
-                )
+                json.dumps({"lines": {k: sorted(v) for k, v in lines.items()}, "durations": durations, "failed": failed})
             )
             return 0
 
-        status, _ = _fork(child, timeout=3600)
-        data = json.loads(Path(out.name).read_text() or "{}")
+        pid = _fork(child)
+        _, status = os.waitpid(pid, 0)
+        _end_group(pid)
+        text = Path(out.name).read_text()
         os.unlink(out.name)
-        if status != "ok" or not data:
-            raise SystemExit(f"{self.path}: the plain run did not finish ({status})")
-        return data
+        if not text:
+            raise SystemExit(f"{self.path}: the plain run did not finish (status {status})")
+        return json.loads(text)
 
     def run(self) -> dict:
         started = time.perf_counter()
@@ -685,6 +658,7 @@ class ModuleRun:
         if base["failed"]:
             raise SystemExit(f"{self.path}: tests fail without any mutant: {base['failed'][:5]}")
         durations = base["durations"]
+        by_id = {item.nodeid: item for item in self.items}
         by_line: dict[int, list[str]] = {}
         for test, lines in base["lines"].items():
             for line in lines:
@@ -692,121 +666,110 @@ class ModuleRun:
         all_tests = sorted(durations, key=durations.get)
         module = importlib.import_module(self.module_name)
         mutants = enumerate_mutants(self.source)
-        results: dict[int, tuple[str, float]] = {}
-        pending: dict[int, tuple[Mutant, float]] = {}
+        if self.only is not None:
+            mutants = [m for m in mutants if m.index in self.only]
+        statement_lines = _statement_lines(self.source)
+        results: dict[int, tuple[str, float, str | None]] = {}
+        pending: dict[int, tuple[Mutant, float, float]] = {}
         queue = list(mutants)
-        tree_lines = _statement_lines(self.source)
-
-        def launch(mutant: Mutant) -> None:
-            if mutant.in_function:
-                lines = tree_lines.get(mutant.line, {mutant.line})
-                tests = sorted({t for line in lines for t in by_line.get(line, [])}, key=durations.get)
-            else:
-                tests = list(all_tests)
-            # The tests that killed the most mutants so far go first (-x stops at the first failure).
-            tests.sort(key=lambda t: -killers.get(t, 0))
-            if not tests:
-                results[mutant.index] = ("no test", 0.0)
-                return
-            budget = sum(durations[t] for t in tests)
-            timeout = 10 + 3 * budget
-            tree = mutated_tree(self.source, mutant.index)
-
-            def child():
-                import pytest
-
-                _quiet()
-                install_mutant(module, tree)
-                first_failure = _FirstFailure()
-                code = int(pytest.main(_pytest_args(tests, self.marker, ["-x"]), plugins=[first_failure]))
-                if first_failure.nodeid:
-                    Path(killer_file(os.getpid())).write_text(first_failure.nodeid)
-                return code
-
-            pid = os.fork()
-            if pid == 0:
-                code = 4
-                try:
-                    os.setpgid(0, 0)
-                    code = child()
-                except BaseException:  # noqa: BLE001
-                    code = 4
-                finally:
-                    os._exit(code if isinstance(code, int) else 4)
-            pending[pid] = (mutant, time.perf_counter() + timeout, time.perf_counter())
-
-        timed_out_before = 0
         killers: dict[str, int] = {}
         killer_dir = tempfile.mkdtemp(prefix="mutation-")
 
-        def killer_file(pid: int) -> str:
-            return os.path.join(killer_dir, str(pid))
+        def launch(mutant: Mutant) -> None:
+            if mutant.in_function:
+                lines = statement_lines.get(mutant.line, {mutant.line})
+                tests = sorted({t for line in lines for t in by_line.get(line, [])}, key=durations.get)
+            else:
+                tests = list(all_tests)
+            if not tests:
+                results[mutant.index] = ("no test", 0.0, None)
+                return
+            # The tests that killed the most mutants so far go first: a child stops at the first failure.
+            tests.sort(key=lambda t: -killers.get(t, 0))
+            timeout = 10 + 3 * sum(durations[t] for t in tests)
+            tree = mutated_tree(self.source, mutant.index)
+
+            def child() -> int:
+                install_mutant(module, tree)
+                code, nodeid = _run_items([by_id[t] for t in tests])
+                if nodeid:
+                    Path(killer_dir, str(os.getpid())).write_text(nodeid)
+                return code
+
+            pid = _fork(child)
+            now = time.perf_counter()
+            pending[pid] = (mutant, now + timeout, now)
+
         while queue or pending:
             while queue and len(pending) < self.jobs:
                 launch(queue.pop(0))
             if not pending:
                 continue
-            time.sleep(0.02)
+            time.sleep(0.01)
             for pid in list(pending):
                 mutant, deadline, began = pending[pid]
                 done, status = os.waitpid(pid, os.WNOHANG)
-                if not done and time.perf_counter() > deadline:
-                    _finish_group(pid)
-                    os.waitpid(pid, 0)
-                    results[mutant.index] = ("timeout", time.perf_counter() - began)
-                    del pending[pid]
+                if not done and time.perf_counter() < deadline:
                     continue
-                if done:
-                    _finish_group(pid)
-                    del pending[pid]
+                if not done:
+                    _end_group(pid)
+                    os.waitpid(pid, 0)
+                    outcome = "timeout"
+                else:
                     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-                    # pytest: 0 all passed; 1 some failed; 2 interrupted (e.g. import error); 4 our error
-                    results[mutant.index] = ("survived" if code == 0 else "killed", time.perf_counter() - began)
-                    if os.path.exists(killer_file(pid)):
-                        killer = Path(killer_file(pid)).read_text()
-                        killers[killer] = killers.get(killer, 0) + 1
-                        os.unlink(killer_file(pid))
-                    if self.verbose:
-                        print(f"  [{mutant.index}] code {code} in {results[mutant.index][1]:.1f} s", flush=True)
-            if self.verbose and timed_out_before != sum(1 for r in results.values() if r[0] == "timeout"):
-                timed_out_before += 1
-                print(f"  {self.path}: a mutant timed out", flush=True)
+                    outcome = {0: "survived", 1: "killed"}.get(code, "error")
+                _end_group(pid)
+                del pending[pid]
+                killer = None
+                marker = Path(killer_dir, str(pid))
+                if marker.exists():
+                    killer = marker.read_text()
+                    killers[killer] = killers.get(killer, 0) + 1
+                    marker.unlink()
+                results[mutant.index] = (outcome, time.perf_counter() - began, killer)
+                if self.verbose:
+                    print(f"  [{mutant.index}] {outcome} in {results[mutant.index][1]:.1f} s: {mutant.key}", flush=True)
         os.rmdir(killer_dir)
 
-        seconds = time.perf_counter() - started
-        report = {"module": self.path, "seconds": round(seconds, 1), "mutants": [], "known_unused": []}
+        report = {"module": self.path, "seconds": round(time.perf_counter() - started, 1), "mutants": []}
         used_known = set()
         for mutant in mutants:
-            status = results[mutant.index][0]
-            if status == "timeout":
-                status = "killed"
+            outcome, seconds, killer = results[mutant.index]
+            status = outcome
+            if outcome in ("timeout", "error"):
+                status = "killed"  # a mutant that hangs or breaks the module is caught
             if status in ("survived", "no test") and mutant.key in self.known:
                 status = "equivalent"
                 used_known.add(mutant.key)
-            report["mutants"].append({**dataclasses.asdict(mutant), "status": status})
-        report["known_unused"] = sorted(set(self.known) - used_known)
+            report["mutants"].append(
+                {**dataclasses.asdict(mutant), "status": status, "outcome": outcome, "seconds": round(seconds, 2), "killer": killer}
+            )
+        report["known_unused"] = sorted(set(self.known) - used_known) if self.only is None else []
         return report
 
 
 def _statement_lines(source: str) -> dict[int, set[int]]:
-    """For each line, the lines of the innermost statement containing it (a mutation on a
-    continuation line is run by the tests that run its statement's first line)."""
+    """For each line, the lines of the innermost simple statement (or the condition of an
+    if/while, the head of a for) containing it: a test that ran any of them ran the
+    mutated expression's statement (tracing reports a statement at one of its lines)."""
     out: dict[int, set[int]] = {}
+
+    def add(first: int, last: int) -> None:
+        span = set(range(first, last + 1))
+        for line in span:
+            out[line] = span  # walked outer first: inner statements win
+
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.stmt) and not isinstance(
-            node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.While, ast.With, ast.Try)
+        if isinstance(node, (ast.If, ast.While)):
+            add(node.test.lineno, node.test.end_lineno or node.test.lineno)
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            add(node.lineno, node.iter.end_lineno or node.lineno)
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            add(node.lineno, node.items[-1].context_expr.end_lineno or node.lineno)
+        elif isinstance(node, ast.stmt) and not isinstance(
+            node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Try, ast.Match)
         ):
-            span = set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
-            for line in span:
-                out.setdefault(line, set()).update(span)
-        elif isinstance(node, (ast.If, ast.While)):
-            span = set(range(node.test.lineno, (node.test.end_lineno or node.test.lineno) + 1))
-            for line in span:
-                out.setdefault(line, set()).update(span)
-        elif isinstance(node, (ast.For,)):
-            span = set(range(node.lineno, (node.iter.end_lineno or node.lineno) + 1))
-            for line in span:
-                out.setdefault(line, set()).update(span)
+            add(node.lineno, node.end_lineno or node.lineno)
     return out
 
 
@@ -819,6 +782,8 @@ def load_known() -> dict[str, dict[str, str]]:
     data = tomllib.loads(KNOWN.read_text())
     out: dict[str, dict[str, str]] = {}
     for entry in data.get("equivalent", []):
+        if not entry.get("reason", "").strip():
+            raise SystemExit(f"{KNOWN.name}: {entry.get('mutant')!r} has no reason")
         out.setdefault(entry["module"], {})[entry["mutant"]] = entry["reason"]
     return out
 
@@ -833,6 +798,47 @@ def summary(report: dict) -> dict:
     return {"killed": killed, "survived": survived, "equivalent": counts.get("equivalent", 0), "score": score}
 
 
+class _MutationLoop:
+    """pytest plugin: takes over the run loop of a session that collected every test once."""
+
+    def __init__(self, modules: list[str], config: dict, known: dict, args) -> None:
+        self.modules = modules
+        self.config = config
+        self.known = known
+        self.args = args
+        self.failed = False
+        self.reports: list[dict] = []
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session) -> bool:
+        args = self.args
+        total_start = time.perf_counter()
+        for path in self.modules:
+            settings = self.config["modules"][path]
+            run = ModuleRun(path, settings, session.items, self.known.get(path, {}), args)
+            report = run.run()
+            self.reports.append(report)
+            s = summary(report)
+            target = settings.get("target", 95)
+            mark = "ok" if s["score"] >= target else "BELOW TARGET"
+            print(
+                f"{path}: {s['score']:.1f}% ({s['killed']} killed, {s['survived']} survived, "
+                f"{s['equivalent']} known equivalent, {len(run.items)} tests; {report['seconds']} s) "
+                f"{mark} (target {target}%)",
+                flush=True,
+            )
+            self.failed |= s["score"] < target and not args.only
+            for m in report["mutants"]:
+                if m["status"] in ("survived", "no test") and (args.list_survivors or args.only):
+                    print(f"  {path}:{m['line']}: [{m['index']}] {m['status']}: {m['key']}", flush=True)
+            for key in report["known_unused"]:
+                print(f"  note: known equivalent mutant not found, or now killed: {key!r}", flush=True)
+        print(f"total {time.perf_counter() - total_start:.0f} s", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(self.reports, indent=1))
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="paths like whistle/codes.py (default: all of tools/mutation.toml)")
@@ -841,7 +847,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list-survivors", action="store_true", help="print every surviving mutant")
     parser.add_argument("--json", help="write the full results here")
     parser.add_argument("--only", help="comma-separated mutant numbers to run (with one module)")
-    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="print each mutant's outcome")
     args = parser.parse_args(argv)
 
     os.chdir(ROOT)
@@ -856,56 +862,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{path}:{m.line}: [{m.index}] {m.key}")
         return 0
 
-    # The server: import the project and every test module once; each child starts from here.
-    os.environ.setdefault("WHISTLE_MUTATION", "1")
-    import pytest  # noqa: F401
-
+    # The server: one pytest session imports the project and the test modules and collects
+    # the tests once; its run loop forks a child per mutant.
+    marker = config.get("marker", "not postgres and not slow and not attack and not faults")
     test_files = sorted({t for path in modules for t in config["modules"][path]["tests"]})
-    for test in test_files:
-        importlib.import_module(test[:-3].replace("/", "."))
-
-    reports = []
-    failed = False
-    total_start = time.perf_counter()
-    for path in modules:
-        settings = dict(config["modules"][path])
-        run = ModuleRun(path, settings, known.get(path, {}), args.jobs, args.verbose)
-        wanted = {int(x) for x in args.only.split(",")} if args.only else set()
-        report = run.run() if not args.only else _run_only(run, wanted)
-        reports.append(report)
-        s = summary(report)
-        target = settings.get("target", 95)
-        mark = "ok" if s["score"] >= target else "BELOW TARGET"
-        print(
-            f"{path}: {s['score']:.1f}% ({s['killed']} killed, {s['survived']} survived, "
-            f"{s['equivalent']} known equivalent; {report['seconds']} s) {mark} (target {target}%)",
-            flush=True,
-        )
-        if s["score"] < target:
-            failed = True
-        if args.list_survivors or args.only:
-            for m in report["mutants"]:
-                if m["status"] in ("survived", "no test") or args.only:
-                    print(f"  {path}:{m['line']}: [{m['index']}] {m['status']}: {m['key']}")
-        for key in report["known_unused"]:
-            print(f"  note: known equivalent mutant no longer found or now killed: {key!r}")
-    print(f"total {time.perf_counter() - total_start:.0f} s", flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(reports, indent=1))
-    return 1 if failed and not args.only else 0
-
-
-def _run_only(run: ModuleRun, wanted: set[int]) -> dict:
-    original = enumerate_mutants
-
-    def chosen(source):
-        return [m for m in original(source) if m.index in wanted]
-
-    globals()["enumerate_mutants"] = chosen
-    try:
-        return run.run()
-    finally:
-        globals()["enumerate_mutants"] = original
+    loop = _MutationLoop(modules, config, known, args)
+    code = pytest.main(
+        ["-q", "-p", "no:cacheprovider", "-o", "addopts=--strict-markers", "--tb=no", "-m", marker, *test_files],
+        plugins=[loop],
+    )
+    if code not in (0, 5) or not loop.reports:
+        return 2
+    return 1 if loop.failed else 0
 
 
 if __name__ == "__main__":

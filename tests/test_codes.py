@@ -4,6 +4,7 @@ current cost."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -11,6 +12,7 @@ import json
 import re
 import secrets
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -593,3 +595,84 @@ class TestCostChange:
         assert [Reporter(client).open_case(c).status_code for c in codes_given] == [404, 404, 303]
         assert set(fake_calls) == {codes.DEFAULT_COST.as_tuple()}
         assert "cannot be opened" in caplog.text
+
+
+# --------------------------------------------------------------------------- the Argon2 gate, more than 2 slots
+
+
+def _enter(stack, context):
+    stack.enter_context(context)
+
+
+def _attempt(gate: codes.ArgonGate, *, untagged: bool = False, hold: threading.Event | None = None) -> list:
+    """Try a check in a thread; the list gets "ran" or "busy" when it is done."""
+    def run():
+        try:
+            with gate.check(untagged=untagged):
+                outcome.append("ran")
+                if hold is not None:
+                    hold.wait(30)
+        except codes.Busy:
+            outcome.append("busy")
+
+    thread = threading.Thread(target=run, daemon=True)
+    outcome: list = [thread]
+    thread.start()
+    return outcome
+
+
+@pytest.mark.parametrize("slots", [3, 5])
+def test_argon_gate_keeps_one_slot_for_reports_whatever_its_size(slots):
+    gate = codes.ArgonGate(slots, check_wait=0.05)
+    with contextlib.ExitStack() as stack:
+        for _ in range(slots - 1):
+            _enter(stack, gate.check(untagged=False))
+        with pytest.raises(codes.Busy):  # every check slot taken: a check gives up
+            _enter(stack, gate.check(untagged=False))
+        _enter(stack, gate.new_report())  # the kept slot
+        done = threading.Event()
+        blocked = threading.Thread(target=lambda: (gate.new_report().__enter__(), done.set()), daemon=True)
+        blocked.start()
+        assert not done.wait(0.3)  # every slot taken: the next report waits its turn
+    assert done.wait(5)
+
+
+@pytest.mark.parametrize("slots", [3, 4])
+def test_argon_gate_waiting_room_holds_four_per_check_slot(slots):
+    check_slots = slots - 1
+    gate = codes.ArgonGate(slots, check_wait=30)
+    release = threading.Event()
+    running = [_attempt(gate, hold=release) for _ in range(check_slots)]
+    waiting = [_attempt(gate) for _ in range(3 * check_slots)]
+    deadline = time.monotonic() + 10
+    while sum(len(o) == 2 for o in running) < check_slots and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # the waiting ones are now in the room
+    refused = _attempt(gate)
+    refused[0].join(5)
+    assert refused[1:] == ["busy"]  # the room is full: refused at once, not after 30 s
+    release.set()
+    for outcome in running + waiting:
+        outcome[0].join(10)
+    assert [o[1:] for o in running + waiting] == [["ran"]] * (4 * check_slots)
+
+
+def test_argon_gate_lets_one_untagged_check_at_a_time_whatever_its_size():
+    gate = codes.ArgonGate(4, check_wait=0.05)
+    with gate.check(untagged=True):
+        with pytest.raises(codes.Busy):
+            with gate.check(untagged=True):
+                pass
+        with gate.check(untagged=False):
+            pass
+    with gate.check(untagged=True):
+        pass
+
+
+def test_argon_gate_has_at_least_one_slot():
+    gate = codes.ArgonGate(0, check_wait=0.05)
+    assert gate.slots == 1
+    with gate.check(untagged=False):  # one slot: checks still run
+        with pytest.raises(codes.Busy):
+            with gate.check(untagged=False):
+                pass

@@ -726,3 +726,15 @@ class TestLayering:
             if any(m == "argon2" or m.startswith("argon2.") for m in _imported_modules(path))
         ]
         assert offenders == []
+
+
+def test_new_passphrase_key_files_take_the_rfc_9106_cost(officer):
+    """A new key file's passphrase costs Argon2id t=3, m=64 MiB, p=4 (RFC 9106's second
+    option), written into the file, and the file opens only with that passphrase."""
+    assert crypto.PASSPHRASE_KDF == {"time_cost": 3, "memory_cost": 64 * 1024, "parallelism": 4}
+    doc = keyring.private_key_document(officer, "correct horse battery", KeyRole.OFFICER, "officer 1")
+    kdf = doc["kdf"]
+    assert (kdf["name"], kdf["time_cost"], kdf["memory_cost"], kdf["parallelism"]) == ("argon2id", 3, 65536, 4)
+    assert keyring.unlock(doc, "correct horse battery").key_id == officer.key_id
+    with pytest.raises(keyring.KeyFileError):
+        keyring.unlock(doc, "correct horse batterz")

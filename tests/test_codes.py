@@ -204,6 +204,16 @@ class TestDerivation:
         assert cost.memory_cost >= 64 * 1024 and cost.time_cost >= 3 and cost.parallelism >= 1
         assert cost.within(codes.FLOOR)
 
+    def test_real_parameters_are_exactly_rfc9106_second_option(self):
+        """t=3, 64 MiB, 4 lanes: what the deployment stores for a case and docs/crypto.md says."""
+        assert codes.DEFAULT_COST.as_tuple() == CodeCost().as_tuple() == (3, 64 * 1024, 4)
+        assert codes.FLOOR.as_tuple() == (3, 64 * 1024, 1)
+        assert codes.CEILING.as_tuple() == (10, 1024 * 1024, 8)
+
+    def test_unsafe_floor_is_the_least_argon2id_runs(self):
+        assert codes.UNSAFE_FLOOR.as_tuple() == (1, 8, 1)
+        assert len(crypto.argon2id(b"code", bytes(16), time_cost=1, memory_cost=8, parallelism=1)) == 32
+
     @pytest.mark.slow
     def test_default_app_stores_real_parameters(self, make_app):
         app = make_app(unsafe_code_cost=None)  # the defaults, as in production

@@ -20,14 +20,19 @@ Left out as message text (changing it changes what a person reads, not what the 
 docstrings, the arguments of `_`/`_l`/`gettext`/`ngettext`, of exceptions being raised and
 of logging calls, `assert` messages, and annotations.
 
-How it runs: a server process imports the project and the test modules once. For the plain
-module it runs the tests once in a forked child, recording which test runs which line of
-the module and how long each takes. Then for each mutant it forks a child that compiles the
-mutated module, puts its code into the already-imported module (functions get the mutated
-code object, changed module-level and class-level constants are rebound, also where another
-module imported them by name), and runs with `pytest -x` only the tests that run the mutated
-line (all the module's tests for a mutation in module-level code), quickest first, under a
-timeout. A mutant on a line no test runs survives without running.
+How it runs: one pytest session imports the project and the test modules and collects the
+tests once; its run loop then forks children. The first runs every test of the module's
+test files against the plain module, recording which test runs which line of the module
+and how long each takes (all must pass). Then each mutant gets a child that compiles the
+mutated module and puts it in place of the imported one: functions get the mutated code
+object, changed module-level and class-level values are changed in place where they can
+be (instances of the module's classes, lists, dicts, sets) and rebound otherwise, also
+where another module imported them by name. The child runs, stopping at the first failure,
+only the tests that ran the mutated line (every test of the module's files for a mutation
+outside any function), those that killed most mutants so far first, under a timeout (a
+mutant that hangs counts as killed). A mutant on a line no test runs survives without
+running. Limit: an immutable value (a number, bytes, a tuple) that a test module copied
+into a parametrize list at import keeps its plain value there.
 
 Known equivalent mutants (no behaviour changes, or none that can matter) are listed with a
 reason in tools/mutation_known.toml; they are reported but left out of the score.
@@ -419,6 +424,23 @@ class _Patcher:
             object.__setattr__(value, "__class__", old_class)
         return value
 
+    def changed_in_place(self, old, new) -> bool:
+        """Give `old` the mutated value where it can be changed in place (an instance of the
+        module's own classes, a list, dict or set), so that what tests took from it at
+        import (a parametrize list, a default argument) sees the mutant too."""
+        if type(old).__module__ == self.module.__name__ and hasattr(old, "__dict__") and hasattr(new, "__dict__"):
+            for name, value in vars(new).items():
+                object.__setattr__(old, name, self.adopt(value))
+            return True
+        if type(old) is type(new) and isinstance(old, list):
+            old[:] = new
+            return True
+        if type(old) is type(new) and isinstance(old, (dict, set)):
+            old.clear()
+            old.update(new)
+            return True
+        return False
+
     def patch_function(self, owner, name: str, old, new) -> None:
         while hasattr(old, "__wrapped__") and hasattr(new, "__wrapped__"):
             old, new = old.__wrapped__, new.__wrapped__
@@ -463,7 +485,7 @@ class _Patcher:
             self.patch_function(owner, name, old, new)
         elif isinstance(new, type) and self.old_classes.get(new) is old:
             self.patch_class(old, new)
-        elif not self.same(old, new):
+        elif not self.same(old, new) and not self.changed_in_place(old, new):
             setattr(owner, name, self.adopt(new))
 
     def patch_class(self, old: type, new: type) -> None:
@@ -489,7 +511,7 @@ class _Patcher:
                 if getattr(new, "__module__", None) == module.__name__:
                     self.patch_function(module, name, old, new)
                 continue
-            if not self.same(old, new):
+            if not self.same(old, new) and not self.changed_in_place(old, new):
                 new = self.adopt(new)
                 module.__dict__[name] = new
                 # also where another module imported it by name (`from .x import NAME`)

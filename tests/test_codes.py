@@ -113,6 +113,15 @@ class TestLayout:
         assert parse_code(thai) == code
         assert parse_code(code.display().replace(" ", ".")) == code
 
+    def test_parse_accepts_exactly_space_dash_dot_nbsp_and_tab_between_digits(self):
+        code = new_code(KEY)
+        groups = code.display().split(" ")
+        for separator in (" ", "-", ".", "\u00a0", "\t"):
+            assert parse_code(separator.join(groups)) == code
+        for separator in ("X", "x", "/", "_", ",", "\n", "\u3000"):
+            with pytest.raises(MalformedCode):
+                parse_code(separator.join(groups))
+
     def test_parse_caps_the_text_before_any_work(self):
         code = new_code(KEY).digits
         assert parse_code(code + " " * (4 * 32 - len(code))) is not None

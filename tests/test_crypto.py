@@ -565,7 +565,7 @@ class TestFileStream:
 
     def test_file_wraps_with_junk_appended_give_open_error(self, officer, both):
         stream, wraps = seal_file(b"evidence", both)
-        for junk in (b"\x00", bytes(32), wraps[1:17]):
+        for junk in (b"\x00", bytes(32), wraps[1:17], bytes(400), wraps[-400:]):
             with pytest.raises(crypto.OpenError):
                 open_file(stream, wraps + junk, officer)
             with pytest.raises(crypto.OpenError):

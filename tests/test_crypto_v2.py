@@ -465,6 +465,14 @@ class TestFileStreamV2:
             with pytest.raises(crypto.OpenError):
                 open_file(bad, wraps, officer, self.FILE_CTX)
 
+    def test_file_v2_wraps_with_400_junk_bytes_appended_give_open_error(self, officer, both):
+        stream, wraps = seal_file(b"evidence", both, self.FILE_CTX)
+        for junk in (bytes(400), wraps[-400:]):
+            with pytest.raises(crypto.OpenError):
+                open_file(stream, wraps + junk, officer, self.FILE_CTX)
+            with pytest.raises(crypto.OpenError):
+                crypto.unwrap_data_key(wraps + junk, officer, crypto.KIND_FILE, self.FILE_CTX)
+
     def test_file_v2_downgraded_header_gives_open_error(self, officer):
         stream, wraps = seal_file(b"evidence", [officer.public_key()], self.FILE_CTX)
         downgraded = b"whst\x01\x01\x02" + stream[7:]

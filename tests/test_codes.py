@@ -695,3 +695,13 @@ def test_argon_gate_has_at_least_one_slot():
         with pytest.raises(codes.Busy):
             with gate.check(untagged=False):
                 pass
+
+
+def test_argon_gate_check_waits_two_seconds_for_a_slot():
+    """The wait docs/benchmarks.md measured the flood with: a check holds a thread at most 2 s."""
+    assert codes.ArgonGate(2).check_wait == 2.0
+    codes.set_concurrency(3)
+    try:
+        assert codes._gate.check_wait == 2.0 and codes._gate.slots == 3
+    finally:
+        codes.set_concurrency(2)

@@ -738,3 +738,17 @@ def test_new_passphrase_key_files_take_the_rfc_9106_cost(officer):
     assert keyring.unlock(doc, "correct horse battery").key_id == officer.key_id
     with pytest.raises(keyring.KeyFileError):
         keyring.unlock(doc, "correct horse batterz")
+
+
+@pytest.mark.parametrize("fields", [(b"",), (b"a", b""), (b"", b"", b""), (b"label", b"\x00" * 4, b"x" * 300)])
+def test_length_prefixed_fields_round_trip_empty_ones_included(fields):
+    """The length-prefixed fields of certificates and signed data (docs/crypto.md): an
+    empty field, last included, is 4 zero bytes and reads back as empty."""
+    data = crypto._lp(*fields)
+    assert len(data) == sum(4 + len(f) for f in fields)
+    assert crypto._read_lp(data, len(fields)) == list(fields)
+    for cut in range(len(data)):
+        with pytest.raises(ValueError):
+            crypto._read_lp(data[:cut], len(fields))
+    with pytest.raises(ValueError):
+        crypto._read_lp(data + b"\x00", len(fields))

@@ -490,9 +490,14 @@ class _Patcher:
 
     def patch_class(self, old: type, new: type) -> None:
         for name, value in vars(new).items():
-            if name in _SKIP_CLASS_ATTRS or name not in vars(old):
+            if name in _SKIP_CLASS_ATTRS:
+                continue
+            if name not in vars(old):  # e.g. a __repr__ that dataclass(repr=True) now makes
+                setattr(old, name, self.adopt(value))
                 continue
             self.patch_member(old, name, vars(old)[name], value)
+        for name in [n for n in vars(old) if n not in vars(new) and n not in _SKIP_CLASS_ATTRS]:
+            delattr(old, name)  # e.g. one that dataclass no longer makes
 
     def run(self) -> None:
         module = self.module

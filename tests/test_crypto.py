@@ -752,3 +752,13 @@ def test_length_prefixed_fields_round_trip_empty_ones_included(fields):
             crypto._read_lp(data[:cut], len(fields))
     with pytest.raises(ValueError):
         crypto._read_lp(data + b"\x00", len(fields))
+
+
+def test_hkdf_gives_32_bytes_of_hkdf_sha256_unless_asked():
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    key = bytes(range(32))
+    expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"whistle test").derive(key)
+    assert crypto.hkdf(key, b"whistle test") == expected
+    assert len(crypto.hkdf(key, b"whistle test", 96)) == 96

@@ -172,6 +172,11 @@ class TestSignature:
         with pytest.raises(ValueError):
             officer.signing_key.sign(b"hello", label=label)
 
+    def test_signature_labels_of_1_to_255_bytes_sign_and_verify(self, officer):
+        for label in (b"x", b"L" * 255):
+            signature = officer.signing_key.sign(b"hello", label=label)
+            assert officer.signing_key.verify_key().verify(signature, b"hello", label=label) is None
+
     def test_signature_key_part_lengths_are_checked(self):
         with pytest.raises(ValueError):
             crypto.VerifyKey(bytes(31), bytes(1952))

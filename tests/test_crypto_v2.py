@@ -226,6 +226,13 @@ class TestContext:
         with pytest.raises(ValueError):
             crypto.case_binding(*args)
 
+    def test_case_binding_longest_fields_are_accepted_and_one_more_refused(self):
+        assert len(crypto.case_binding(b"u" * 64, REPORTER_PUBLIC, "c" * 32, "2026-11-25")) == 32
+        assert len(crypto.case_binding(b"u", REPORTER_PUBLIC, "c", "2026-11-25")) == 32
+        for args in ((b"u" * 65, REPORTER_PUBLIC, "web", "2026-11-25"), (b"u", REPORTER_PUBLIC, "c" * 33, "2026-11-25")):
+            with pytest.raises(ValueError):
+                crypto.case_binding(*args)
+
     def test_case_binding_fields_cannot_slide_into_each_other(self):
         """Length prefixes: moving a byte from one field to the next changes the binding."""
         a = crypto.case_binding(b"ab", REPORTER_PUBLIC, "web", "2026-11-25")

@@ -149,9 +149,8 @@ class _Walker(ast.NodeTransformer):
 
     # -- scopes
     def _visit_function(self, node):
-        for decorator in node.decorator_list:
-            self.visit(decorator)
-        self.visit(node.args)
+        node.decorator_list = [self.visit(d) for d in node.decorator_list]
+        node.args = self.visit(node.args)
         self.scope.append(node.name)
         self.function_depth += 1
         body = node.body
@@ -166,20 +165,18 @@ class _Walker(ast.NodeTransformer):
     visit_AsyncFunctionDef = _visit_function
 
     def visit_arguments(self, node: ast.arguments):
-        for default in node.defaults + [d for d in node.kw_defaults if d is not None]:
-            self.visit(default)
+        node.defaults = [self.visit(d) for d in node.defaults]
+        node.kw_defaults = [None if d is None else self.visit(d) for d in node.kw_defaults]
         return node  # annotations are left alone
 
     def visit_Lambda(self, node: ast.Lambda):
-        self.visit(node.args)
+        node.args = self.visit(node.args)
         node.body = self.visit(node.body)
         return node
 
     def visit_ClassDef(self, node: ast.ClassDef):
-        for decorator in node.decorator_list:
-            self.visit(decorator)
-        for base in node.bases:
-            self.visit(base)
+        node.decorator_list = [self.visit(d) for d in node.decorator_list]
+        node.bases = [self.visit(b) for b in node.bases]
         self.scope.append(node.name)
         body = node.body
         if body and _is_docstring(body[0]):
@@ -225,20 +222,19 @@ class _Walker(ast.NodeTransformer):
     def visit_Call(self, node: ast.Call):
         name = _call_name(node)
         if name in MESSAGE_FUNCS or _is_log_call(node) or name in {"warn", "warnings.warn"}:
-            self.visit(node.func)
+            node.func = self.visit(node.func)
             return node  # message text: not mutated
         return self.generic_visit(node)
 
     def visit_Raise(self, node: ast.Raise):
         if isinstance(node.exc, ast.Call):
-            self.visit(node.exc.func)
+            node.exc.func = self.visit(node.exc.func)
             # the exception's message arguments are text; keyword arguments are not
-            for kw in node.exc.keywords:
-                self.visit(kw)
+            node.exc.keywords = [self.visit(kw) for kw in node.exc.keywords]
         elif node.exc is not None:
-            self.visit(node.exc)
+            node.exc = self.visit(node.exc)
         if node.cause is not None:
-            self.visit(node.cause)
+            node.cause = self.visit(node.cause)
         return node
 
     def visit_Assert(self, node: ast.Assert):
@@ -253,7 +249,7 @@ class _Walker(ast.NodeTransformer):
     def visit_JoinedStr(self, node: ast.JoinedStr):
         for value in node.values:
             if isinstance(value, ast.FormattedValue):
-                self.visit(value.value)
+                value.value = self.visit(value.value)
         return node  # the literal parts of an f-string are text
 
     # -- the mutations
@@ -358,7 +354,10 @@ def mutated_tree(source: str, index: int) -> ast.Module:
     tree = walker.visit(ast.parse(source))
     if not walker.done:
         raise RuntimeError(f"mutant {index} not found")
-    return ast.fix_missing_locations(tree)
+    tree = ast.fix_missing_locations(tree)
+    if ast.dump(tree) == ast.dump(ast.parse(source)):
+        raise RuntimeError(f"mutant {index} changes nothing: the walker lost it")
+    return tree
 
 
 # --------------------------------------------------------------------------- putting a mutant in place

@@ -762,3 +762,31 @@ def test_hkdf_gives_32_bytes_of_hkdf_sha256_unless_asked():
     expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"whistle test").derive(key)
     assert crypto.hkdf(key, b"whistle test") == expected
     assert len(crypto.hkdf(key, b"whistle test", 96)) == 96
+
+
+def test_an_item_takes_255_recipients_and_no_more():
+    keys = [crypto.PrivateKey.generate() for _ in range(256)]
+    publics = [k.public_key() for k in keys]
+    envelope = crypto.seal(b"to many", publics[:255])
+    assert crypto.open_sealed(envelope, keys[254]) == b"to many"
+    assert len(crypto.envelope_recipients(envelope)) == 255
+    with pytest.raises(ValueError):
+        crypto.seal(b"to too many", publics)
+
+
+def test_file_sealer_write_says_how_many_bytes_it_took():
+    sealer = crypto.FileSealer(io.BytesIO())
+    assert sealer.write(b"abc") == 3
+    assert sealer.write(memoryview(bytes(crypto.CHUNK_SIZE + 5))) == crypto.CHUNK_SIZE + 5
+    assert sealer.plaintext_size == crypto.CHUNK_SIZE + 8
+
+
+def test_version_1_file_sealer_without_recipients_has_an_empty_wrap_block():
+    """What bench/file_encrypt.py measures: the stream alone, no wrap."""
+    sealer = crypto.FileSealer(io.BytesIO(), [], data_key=bytes(32))
+    assert sealer.wraps == b""
+
+
+@pytest.mark.parametrize("data", [b"", b"whst", None, "whst\x01\x01\x01", b"\x00" * 7])
+def test_is_legacy_is_false_not_just_falsy_for_anything_else(data):
+    assert crypto.is_legacy(data) is False

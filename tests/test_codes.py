@@ -676,25 +676,40 @@ def test_argon_gate_waiting_room_holds_four_per_check_slot(slots):
     assert [o[1:] for o in running + waiting] == [["ran"]] * (4 * check_slots)
 
 
+def _running(outcome: list) -> None:
+    deadline = time.monotonic() + 10
+    while outcome[1:] != ["ran"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert outcome[1:] == ["ran"]
+
+
 def test_argon_gate_lets_one_untagged_check_at_a_time_whatever_its_size():
     gate = codes.ArgonGate(4, check_wait=0.05)
-    with gate.check(untagged=True):
-        with pytest.raises(codes.Busy):
-            with gate.check(untagged=True):
-                pass
-        with gate.check(untagged=False):
-            pass
-    with gate.check(untagged=True):
-        pass
+    release = threading.Event()
+    first = _attempt(gate, untagged=True, hold=release)
+    _running(first)
+    second, tagged = _attempt(gate, untagged=True), _attempt(gate)
+    for outcome in (second, tagged):
+        outcome[0].join(5)
+    assert (second[1:], tagged[1:]) == (["busy"], ["ran"])
+    release.set()
+    first[0].join(5)
+    third = _attempt(gate, untagged=True)
+    third[0].join(5)
+    assert third[1:] == ["ran"]
 
 
 def test_argon_gate_has_at_least_one_slot():
     gate = codes.ArgonGate(0, check_wait=0.05)
     assert gate.slots == 1
-    with gate.check(untagged=False):  # one slot: checks still run
-        with pytest.raises(codes.Busy):
-            with gate.check(untagged=False):
-                pass
+    release = threading.Event()
+    first = _attempt(gate, hold=release)  # one slot: checks still run
+    _running(first)
+    second = _attempt(gate)
+    second[0].join(5)
+    assert second[1:] == ["busy"]
+    release.set()
+    first[0].join(5)
 
 
 def test_argon_gate_check_waits_two_seconds_for_a_slot():

@@ -790,3 +790,40 @@ def test_version_1_file_sealer_without_recipients_has_an_empty_wrap_block():
 @pytest.mark.parametrize("data", [b"", b"whst", None, "whst\x01\x01\x01", b"\x00" * 7])
 def test_is_legacy_is_false_not_just_falsy_for_anything_else(data):
     assert crypto.is_legacy(data) is False
+
+
+def test_sign_in_passphrases_take_the_rfc_9106_cost_by_default():
+    stored = crypto.PasswordHashing().hash("a passphrase")
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
+def test_sign_in_hash_wants_rehash_exactly_when_its_cost_is_not_the_current_one():
+    cheap, current = crypto.PasswordHashing(1, 8, 1), crypto.PasswordHashing(2, 8, 1)
+    old, new = cheap.hash("pass"), current.hash("pass")
+    assert current.needs_rehash(old) is True and current.needs_rehash(new) is False
+    assert current.check(old, "pass") is True and current.check(None, "pass") is False
+
+
+def test_empty_plaintext_seals_and_opens_under_a_key():
+    key = bytes(range(32))
+    sealed = crypto.seal_with_key(key, b"", b"aad")
+    assert len(sealed) == crypto.NONCE_LEN + crypto.TAG_LEN
+    assert crypto.open_with_key(key, sealed, b"aad") == b""
+    for cut in range(len(sealed)):
+        with pytest.raises(crypto.OpenError):
+            crypto.open_with_key(key, sealed[:cut], b"aad")
+
+
+def test_keyed_hash_is_hmac_sha256_of_label_zero_byte_data():
+    """docs/crypto.md section 13: keyed_hash(label, data) = HMAC-SHA256(key, label || 0x00 || data)."""
+    import hmac as hmac_module
+
+    key = bytes(range(32))
+    expected = hmac_module.new(key, b"label\x00data", hashlib.sha256).digest()
+    assert crypto.keyed_hash(key, b"label", b"data") == expected
+
+
+def test_code_keys_repr_shows_no_key_material():
+    keys = crypto.code_keys(bytes(range(32)))
+    shown = repr(keys) + str(keys)
+    assert keys.verifier.hex() not in shown and repr(keys.verifier) not in shown

@@ -827,3 +827,8 @@ def test_code_keys_repr_shows_no_key_material():
     keys = crypto.code_keys(bytes(range(32)))
     shown = repr(keys) + str(keys)
     assert keys.verifier.hex() not in shown and repr(keys.verifier) not in shown
+
+
+def test_every_public_name_listed_exists():
+    for name in crypto.__all__:
+        assert getattr(crypto, name) is not None

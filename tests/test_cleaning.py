@@ -188,3 +188,18 @@ def test_reply_photos_reporter_told_which_were_cleaned_checked_or_stored_as_sent
     response = reporter.reply("Photos", files=[(io.BytesIO(make()), name) for make, name in UPLOADS])
     assert response.status_code == 303
     _told(reporter.client.get("/case").get_data(as_text=True))
+
+
+def _jpeg_of_comments(n: int) -> bytes:
+    """SOI, n empty comment segments, EOI: n + 1 parts for the walker."""
+    return JPEG_MAGIC[:2] + b"\xff\xfe\x00\x02" * n + b"\xff\xd9"
+
+
+def test_cleaner_walks_20000_parts_and_gives_up_after():
+    """Millions of tiny segments are an attack on the walker's time: it walks up to 20,000
+    parts (segments and markers), and a file with more passes as sent."""
+    out, cleaner = _clean(_jpeg_of_comments(19_999), 65536)
+    assert cleaner.verdict == CLEANED and b"\xff\xfe" not in out
+    data = _jpeg_of_comments(20_000)
+    out, cleaner = _clean(data, 65536)
+    assert cleaner.verdict == AS_SENT and len(out) == len(data)

@@ -208,6 +208,12 @@ def heic_unknown_top_level_box() -> bytes:
     return data[:meta] + struct.pack(">I", 12) + b"abcd" + b"MARK" + data[meta:]
 
 
+def heic_truncated_in_its_picture() -> bytes:
+    data = heic_phone()
+    assert data.index(b"mdat") > data.index(b"meta")  # the picture data comes last
+    return data[:-10]
+
+
 # Each with the offset from which the file must pass exactly as it came (the walker may
 # have cleaned what came before its doubt).
 UNCERTAIN = [
@@ -215,6 +221,7 @@ UNCERTAIN = [
     (png_unknown_critical_chunk, 0),
     (heic_truncated_in_meta, 0),
     (heic_unknown_top_level_box, 0),
+    (heic_truncated_in_its_picture, None),
     (webp_chunk_past_the_end, 30),
     (jpeg_truncated, None),  # nothing after the cut
 ]

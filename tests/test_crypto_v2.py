@@ -587,3 +587,16 @@ class TestLegacy:
         stream, wraps = seal_file(b"new", both, TIP_A)
         with pytest.raises(crypto.OpenError):
             crypto.rebind_file_stream(io.BytesIO(stream), io.BytesIO(), wraps, officer, both, TIP_A)
+
+
+def test_single_recipient_wrap_blocks_open_in_their_context_whatever_the_key_id():
+    """One recipient, and a recipient whose key id starts with a zero byte (1 key in 256)."""
+    keys = [crypto.PrivateKey.generate()]
+    while keys[-1].key_id[0] != 0:
+        keys.append(crypto.PrivateKey.generate())
+    ctx = crypto.Context(CASE_A, "file/1")
+    for key in (keys[0], keys[-1]):
+        data_key = bytes(range(32))
+        block = crypto.wrap_data_key(data_key, [key.public_key()], crypto.KIND_FILE, ctx)
+        assert crypto.recipient_ids(block) == [key.key_id]
+        assert crypto.unwrap_data_key(block, key, crypto.KIND_FILE, ctx) == data_key

@@ -600,3 +600,12 @@ def test_single_recipient_wrap_blocks_open_in_their_context_whatever_the_key_id(
         block = crypto.wrap_data_key(data_key, [key.public_key()], crypto.KIND_FILE, ctx)
         assert crypto.recipient_ids(block) == [key.key_id]
         assert crypto.unwrap_data_key(block, key, crypto.KIND_FILE, ctx) == data_key
+
+
+@pytest.mark.parametrize("block", [b"", b"\x00", b"\x00" * 33, b"\x01"])
+def test_empty_or_recipientless_wrap_blocks_give_open_error(block):
+    key = crypto.PrivateKey.generate()
+    with pytest.raises(crypto.OpenError):
+        crypto.unwrap_data_key(block, key, crypto.KIND_FILE, crypto.Context(CASE_A, "file/1"))
+    with pytest.raises(crypto.OpenError):
+        crypto.recipient_ids(block)

@@ -176,6 +176,18 @@ def test_cleaning_mpo_every_frame_still_decodes_where_the_index_says():
         image.load()
 
 
+def test_cleaning_mpo_image_unique_ids_are_zeroed():
+    """The MPF index may list each frame's unique ID (tag B003), which can name the camera:
+    zeroed, and the index with its frame count (B004) still read."""
+    uids = b"".join(f"{MARK.decode()}-UID-{n}".encode().ljust(33, b"0") for n in range(2))
+    original = craft.mpo([craft.phone_jpeg(seed=1), craft.jpeg(seed=2)], uids=uids)
+    cleaned, verdict = clean_every_way(original)
+    assert verdict == CLEANED and MARK not in cleaned
+    assert cleaned.count(bytes(66)) >= 1 and len(cleaned) == len(original)
+    image = Image.open(io.BytesIO(cleaned))
+    assert image.format == "MPO" and image.n_frames == 2
+
+
 def jpeg_reserved_marker() -> bytes:
     found, rest = craft.segments(craft.phone_jpeg())
     return b"\xff\xd8" + found[0] + b"\xff\x02\x00\x04??" + b"".join(found[1:]) + rest

@@ -220,6 +220,11 @@ def heic_unknown_top_level_box() -> bytes:
     return data[:meta] + struct.pack(">I", 12) + b"abcd" + b"MARK" + data[meta:]
 
 
+def mpo_second_frame_not_a_jpeg() -> bytes:
+    """The MPF index points at bytes that do not start a JPEG (0xFF, then not SOI)."""
+    return craft.mpo([craft.phone_jpeg(seed=1), b"\xff\xe1" + craft.jpeg(seed=2)[2:]])
+
+
 def heic_truncated_in_its_picture() -> bytes:
     data = heic_phone()
     assert data.index(b"mdat") > data.index(b"meta")  # the picture data comes last
@@ -234,6 +239,7 @@ UNCERTAIN = [
     (heic_truncated_in_meta, 0),
     (heic_unknown_top_level_box, 0),
     (heic_truncated_in_its_picture, None),
+    (mpo_second_frame_not_a_jpeg, None),
     (webp_chunk_past_the_end, 30),
     (jpeg_truncated, None),  # nothing after the cut
 ]

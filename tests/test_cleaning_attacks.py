@@ -253,3 +253,27 @@ def test_cleaning_file_not_understood_is_stored_as_sent(make, unchanged_from):
     assert len(cleaned) == len(original)
     if unchanged_from is not None:
         assert cleaned[unchanged_from:] == original[unchanged_from:]
+
+
+def _jpeg_with_restart_markers() -> bytes:
+    out = io.BytesIO()
+    craft.picture((96, 64), seed=5).save(out, "JPEG", restart_marker_blocks=1, quality=90)
+    return out.getvalue()
+
+
+def test_cleaning_jpeg_with_restart_markers_keeps_them_and_cleans_metadata():
+    plain = _jpeg_with_restart_markers()
+    assert sum(plain.count(bytes([0xFF, rst])) for rst in range(0xD0, 0xD8)) > 8
+    original = plain[:2] + craft.segment(0xE1, b"Exif\x00\x00" + MARK * 4) + plain[2:]
+    cleaned, verdict = clean_every_way(original)
+    assert verdict == CLEANED and MARK not in cleaned
+    assert cleaned[-len(plain) + 2 :] == plain[2:]  # scans and restart markers byte for byte
+    assert frames_pixels(cleaned) == frames_pixels(original)
+
+
+def test_cleaning_jpeg_segment_right_after_a_restart_marker_is_neutralised():
+    plain = _jpeg_with_restart_markers()
+    rst = max(plain.rfind(bytes([0xFF, m])) for m in range(0xD0, 0xD8)) + 2
+    original = plain[:rst] + craft.segment(0xFE, MARK * 4) + plain[rst:]
+    cleaned, verdict = clean_every_way(original)
+    assert verdict == CLEANED and MARK not in cleaned and len(cleaned) == len(original)

@@ -502,7 +502,7 @@ class _Patcher:
         module = self.module
         self.map_classes(module.__dict__, self.fresh)
         for name, new in self.fresh.items():
-            if name.startswith("__") or name not in module.__dict__:
+            if (name.startswith("__") and name != "__all__") or name not in module.__dict__:
                 continue
             old = module.__dict__[name]
             if old is new or isinstance(new, types.ModuleType):

@@ -238,3 +238,20 @@ def test_cleaner_counts_junk_zero_markers_as_parts():
     data = _jpeg_with(b"\xff\x00" * 20_000)
     out, cleaner = _clean(data, 65536)
     assert cleaner.verdict == AS_SENT and out[-1000:] == data[-1000:]
+
+
+def test_cleaner_keeps_the_icc_colour_profile_byte_for_byte():
+    """Colour is not identifying and a picture looks wrong without its profile: kept whole."""
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    image = Image.new("RGB", (32, 24), (10, 200, 30))
+    exif = Image.Exif()
+    exif[0x010F] = CAMERA_MARK
+    out = io.BytesIO()
+    image.save(out, "JPEG", icc_profile=profile, exif=exif)
+    data = out.getvalue()
+    icc = data[data.index(b"ICC_PROFILE\x00") - 4 :][: 4 + 14 + len(profile)]
+    cleaned, cleaner = _clean(data, 7)
+    assert cleaner.verdict == CLEANED and CAMERA_MARK.encode() not in cleaned
+    assert icc in cleaned and Image.open(io.BytesIO(cleaned)).info["icc_profile"] == profile

@@ -272,6 +272,13 @@ class TestDerivation:
         with pytest.raises(crypto.OpenError):
             codes.open_reporter_key(b"\0" * 32, bytes.fromhex(layout["sealed_reporter_key"]))
 
+    def test_derivation_cannot_be_changed_once_made(self):
+        import dataclasses
+
+        [derived] = codes.derive_each("1" * 20, [(b"s" * 16, CHEAP_COST)], untagged=False)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            derived.seal_key = bytes(32)  # type: ignore[misc]
+
     def test_derivation_repr_shows_no_key(self):
         [derived] = codes.derive_each("1" * 20, [(b"s" * 16, CHEAP_COST)], untagged=False)
         shown = repr(derived) + str(derived)

@@ -832,3 +832,25 @@ def test_code_keys_repr_shows_no_key_material():
 def test_every_public_name_listed_exists():
     for name in crypto.__all__:
         assert getattr(crypto, name) is not None
+
+
+def test_keys_contexts_and_results_cannot_be_changed_once_made():
+    """What a check returned, or a key or context that was checked, cannot be altered
+    afterwards (frozen dataclasses)."""
+    import dataclasses
+
+    private = crypto.PrivateKey.generate()
+    verify = private.signing_key.verify_key()
+    context = crypto.Context(bytes(32), "tip")
+    made = [
+        (private.public_key(), "x25519"),
+        (private, "x25519"),
+        (verify, "ed25519"),
+        (context, "slot"),
+        (crypto.Certified(private.public_key(), verify, "officer", "x", "2026-11-25"), "role"),
+        (crypto.Signed(b"text", verify), "plaintext"),
+        (crypto.code_keys(bytes(32)), "verifier"),
+    ]
+    for value, field in made:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, b"changed")

@@ -71,18 +71,23 @@ def segment(marker: int, payload: bytes) -> bytes:
     return bytes([0xFF, marker]) + struct.pack(">H", 2 + len(payload)) + payload
 
 
-def mpo(frames: list[bytes]) -> bytes:
+def mpo(frames: list[bytes], uids: bytes | None = None) -> bytes:
     """A multi-picture file as phones and 3D cameras write it: the first frame carries an
-    APP2 MPF index with the byte offset of every later frame."""
+    APP2 MPF index with the byte offset of every later frame, and with `uids` also the
+    image unique IDs (tag B003, 33 bytes a frame) and the total number of frames (B004)."""
     count = len(frames)
-    ifd_size = 2 + 3 * 12 + 4
+    tags = 3 if uids is None else 5
+    ifd_size = 2 + tags * 12 + 4
     entries_at = 8 + ifd_size  # from the start of the MPF's TIFF header
-    ifd = struct.pack(">H", 3)
+    ifd = struct.pack(">H", tags)
     ifd += struct.pack(">HHI4s", 0xB000, 7, 4, b"0100")
     ifd += struct.pack(">HHII", 0xB001, 4, 1, count)
     ifd += struct.pack(">HHII", 0xB002, 7, 16 * count, entries_at)
+    if uids is not None:
+        ifd += struct.pack(">HHII", 0xB003, 7, len(uids), entries_at + 16 * count)
+        ifd += struct.pack(">HHII", 0xB004, 4, 1, count)
     ifd += struct.pack(">I", 0)
-    app2_size = 4 + 4 + 8 + ifd_size + 16 * count  # marker and length, "MPF\0", TIFF
+    app2_size = 4 + 4 + 8 + ifd_size + 16 * count + len(uids or b"")  # marker and length, "MPF\0", TIFF
     base = 2 + 4 + 4  # SOI, APP2 marker and length, "MPF\0": where offsets count from
     first_size = len(frames[0]) + app2_size
     entries = struct.pack(">IIIHH", 0x20020002, first_size, 0, 0, 0)  # representative, disparity
@@ -90,7 +95,7 @@ def mpo(frames: list[bytes]) -> bytes:
     for frame in frames[1:]:
         entries += struct.pack(">IIIHH", 0x00020002, len(frame), at - base, 0, 0)
         at += len(frame)
-    app2 = segment(0xE2, b"MPF\x00" + b"MM\x00*" + struct.pack(">I", 8) + ifd + entries)
+    app2 = segment(0xE2, b"MPF\x00" + b"MM\x00*" + struct.pack(">I", 8) + ifd + entries + (uids or b""))
     assert len(app2) == app2_size
     return frames[0][:2] + app2 + frames[0][2:] + b"".join(frames[1:])
 

@@ -16,7 +16,7 @@ PIL = pytest.importorskip("PIL")
 from PIL import Image, PngImagePlugin  # noqa: E402
 
 from whistle import crypto, db  # noqa: E402
-from tests.photo_craft import jpeg, segment  # noqa: E402
+from tests.photo_craft import jpeg, segment, segments  # noqa: E402
 from whistle.cleaning import AS_SENT, CLEANED, JPEG_MAGIC, NOTHING_FOUND, PNG_MAGIC, MetadataCleaner  # noqa: E402
 from whistle.models import Report  # noqa: E402
 
@@ -188,3 +188,70 @@ def test_reply_photos_reporter_told_which_were_cleaned_checked_or_stored_as_sent
     response = reporter.reply("Photos", files=[(io.BytesIO(make()), name) for make, name in UPLOADS])
     assert response.status_code == 303
     _told(reporter.client.get("/case").get_data(as_text=True))
+
+
+def _jpeg_of_comments(n: int) -> bytes:
+    """SOI, n empty comment segments, EOI: n + 1 parts for the walker."""
+    return JPEG_MAGIC[:2] + b"\xff\xfe\x00\x02" * n + b"\xff\xd9"
+
+
+def test_cleaner_walks_20000_parts_and_gives_up_after():
+    """Millions of tiny segments are an attack on the walker's time: it walks up to 20,000
+    parts (segments and markers), and a file with more passes as sent."""
+    out, cleaner = _clean(_jpeg_of_comments(19_999), 65536)
+    assert cleaner.verdict == CLEANED and b"\xff\xfe" not in out
+    data = _jpeg_of_comments(20_000)
+    out, cleaner = _clean(data, 65536)
+    assert cleaner.verdict == AS_SENT and len(out) == len(data)
+
+
+def _jpeg_with(insert: bytes) -> bytes:
+    """A plain JPEG with `insert` after its first header segment."""
+    found, rest = segments(jpeg(seed=3))
+    return b"\xff\xd8" + found[0] + insert + b"".join(found[1:]) + rest
+
+
+@pytest.mark.parametrize("marker", [0xF0, 0xF7, 0xFD])
+def test_cleaner_passes_jpeg_extension_segments_unchanged(marker):
+    """JPG0-JPG13 (F0-FD) may carry what a decoder needs: kept byte for byte, walked past."""
+    extension = segment(marker, b"decoder data")
+    out, cleaner = _clean(_jpeg_with(extension + segment(0xE1, b"Exif\x00\x00MARK")), 7)
+    assert cleaner.verdict == CLEANED and extension in out and b"MARK" not in out
+
+
+def test_cleaner_gives_up_on_a_start_of_image_inside_a_frame():
+    data = _jpeg_with(b"\xff\xd8" + segment(0xE1, b"Exif\x00\x00MARK"))
+    out, cleaner = _clean(data, 7)
+    assert cleaner.verdict == AS_SENT and out == data
+
+
+def test_cleaner_zeroes_the_jfif_thumbnail_and_keeps_its_header():
+    header = b"JFIF\x00\x01\x02\x00\x00\x01\x00\x01\x02\x02"  # version, density, 2x2 thumbnail
+    app0 = segment(0xE0, header + b"MARK" * 3)
+    data = b"\xff\xd8" + app0 + jpeg(seed=3)[2:]
+    out, cleaner = _clean(data, 7)
+    assert cleaner.verdict == CLEANED and len(out) == len(data)
+    assert out[2 : 2 + 4 + len(header)] == app0[: 4 + len(header)] and b"MARK" not in out
+
+
+def test_cleaner_counts_junk_zero_markers_as_parts():
+    data = _jpeg_with(b"\xff\x00" * 20_000)
+    out, cleaner = _clean(data, 65536)
+    assert cleaner.verdict == AS_SENT and out[-1000:] == data[-1000:]
+
+
+def test_cleaner_keeps_the_icc_colour_profile_byte_for_byte():
+    """Colour is not identifying and a picture looks wrong without its profile: kept whole."""
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    image = Image.new("RGB", (32, 24), (10, 200, 30))
+    exif = Image.Exif()
+    exif[0x010F] = CAMERA_MARK
+    out = io.BytesIO()
+    image.save(out, "JPEG", icc_profile=profile, exif=exif)
+    data = out.getvalue()
+    icc = data[data.index(b"ICC_PROFILE\x00") - 4 :][: 4 + 14 + len(profile)]
+    cleaned, cleaner = _clean(data, 7)
+    assert cleaner.verdict == CLEANED and CAMERA_MARK.encode() not in cleaned
+    assert icc in cleaned and Image.open(io.BytesIO(cleaned)).info["icc_profile"] == profile

@@ -176,6 +176,18 @@ def test_cleaning_mpo_every_frame_still_decodes_where_the_index_says():
         image.load()
 
 
+def test_cleaning_mpo_image_unique_ids_are_zeroed():
+    """The MPF index may list each frame's unique ID (tag B003), which can name the camera:
+    zeroed, and the index with its frame count (B004) still read."""
+    uids = b"".join(f"{MARK.decode()}-UID-{n}".encode().ljust(33, b"0") for n in range(2))
+    original = craft.mpo([craft.phone_jpeg(seed=1), craft.jpeg(seed=2)], uids=uids)
+    cleaned, verdict = clean_every_way(original)
+    assert verdict == CLEANED and MARK not in cleaned
+    assert cleaned.count(bytes(66)) >= 1 and len(cleaned) == len(original)
+    image = Image.open(io.BytesIO(cleaned))
+    assert image.format == "MPO" and image.n_frames == 2
+
+
 def jpeg_reserved_marker() -> bytes:
     found, rest = craft.segments(craft.phone_jpeg())
     return b"\xff\xd8" + found[0] + b"\xff\x02\x00\x04??" + b"".join(found[1:]) + rest
@@ -208,6 +220,17 @@ def heic_unknown_top_level_box() -> bytes:
     return data[:meta] + struct.pack(">I", 12) + b"abcd" + b"MARK" + data[meta:]
 
 
+def mpo_second_frame_not_a_jpeg() -> bytes:
+    """The MPF index points at bytes that do not start a JPEG (0xFF, then not SOI)."""
+    return craft.mpo([craft.phone_jpeg(seed=1), b"\xff\xe1" + craft.jpeg(seed=2)[2:]])
+
+
+def heic_truncated_in_its_picture() -> bytes:
+    data = heic_phone()
+    assert data.index(b"mdat") > data.index(b"meta")  # the picture data comes last
+    return data[:-10]
+
+
 # Each with the offset from which the file must pass exactly as it came (the walker may
 # have cleaned what came before its doubt).
 UNCERTAIN = [
@@ -215,6 +238,8 @@ UNCERTAIN = [
     (png_unknown_critical_chunk, 0),
     (heic_truncated_in_meta, 0),
     (heic_unknown_top_level_box, 0),
+    (heic_truncated_in_its_picture, None),
+    (mpo_second_frame_not_a_jpeg, None),
     (webp_chunk_past_the_end, 30),
     (jpeg_truncated, None),  # nothing after the cut
 ]
@@ -228,3 +253,27 @@ def test_cleaning_file_not_understood_is_stored_as_sent(make, unchanged_from):
     assert len(cleaned) == len(original)
     if unchanged_from is not None:
         assert cleaned[unchanged_from:] == original[unchanged_from:]
+
+
+def _jpeg_with_restart_markers() -> bytes:
+    out = io.BytesIO()
+    craft.picture((96, 64), seed=5).save(out, "JPEG", restart_marker_blocks=1, quality=90)
+    return out.getvalue()
+
+
+def test_cleaning_jpeg_with_restart_markers_keeps_them_and_cleans_metadata():
+    plain = _jpeg_with_restart_markers()
+    assert sum(plain.count(bytes([0xFF, rst])) for rst in range(0xD0, 0xD8)) > 8
+    original = plain[:2] + craft.segment(0xE1, b"Exif\x00\x00" + MARK * 4) + plain[2:]
+    cleaned, verdict = clean_every_way(original)
+    assert verdict == CLEANED and MARK not in cleaned
+    assert cleaned[-len(plain) + 2 :] == plain[2:]  # scans and restart markers byte for byte
+    assert frames_pixels(cleaned) == frames_pixels(original)
+
+
+def test_cleaning_jpeg_segment_right_after_a_restart_marker_is_neutralised():
+    plain = _jpeg_with_restart_markers()
+    rst = max(plain.rfind(bytes([0xFF, m])) for m in range(0xD0, 0xD8)) + 2
+    original = plain[:rst] + craft.segment(0xFE, MARK * 4) + plain[rst:]
+    cleaned, verdict = clean_every_way(original)
+    assert verdict == CLEANED and MARK not in cleaned and len(cleaned) == len(original)

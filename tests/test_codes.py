@@ -4,6 +4,7 @@ current cost."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -11,6 +12,7 @@ import json
 import re
 import secrets
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -111,6 +113,15 @@ class TestLayout:
         assert parse_code(thai) == code
         assert parse_code(code.display().replace(" ", ".")) == code
 
+    def test_parse_accepts_exactly_space_dash_dot_nbsp_and_tab_between_digits(self):
+        code = new_code(KEY)
+        groups = code.display().split(" ")
+        for separator in (" ", "-", ".", "\u00a0", "\t"):
+            assert parse_code(separator.join(groups)) == code
+        for separator in ("X", "x", "/", "_", ",", "\n", "\u3000"):
+            with pytest.raises(MalformedCode):
+                parse_code(separator.join(groups))
+
     def test_parse_caps_the_text_before_any_work(self):
         code = new_code(KEY).digits
         assert parse_code(code + " " * (4 * 32 - len(code))) is not None
@@ -202,6 +213,16 @@ class TestDerivation:
         assert cost.memory_cost >= 64 * 1024 and cost.time_cost >= 3 and cost.parallelism >= 1
         assert cost.within(codes.FLOOR)
 
+    def test_real_parameters_are_exactly_rfc9106_second_option(self):
+        """t=3, 64 MiB, 4 lanes: what the deployment stores for a case and docs/crypto.md says."""
+        assert codes.DEFAULT_COST.as_tuple() == CodeCost().as_tuple() == (3, 64 * 1024, 4)
+        assert codes.FLOOR.as_tuple() == (3, 64 * 1024, 1)
+        assert codes.CEILING.as_tuple() == (10, 1024 * 1024, 8)
+
+    def test_unsafe_floor_is_the_least_argon2id_runs(self):
+        assert codes.UNSAFE_FLOOR.as_tuple() == (1, 8, 1)
+        assert len(crypto.argon2id(b"code", bytes(16), time_cost=1, memory_cost=8, parallelism=1)) == 32
+
     @pytest.mark.slow
     def test_default_app_stores_real_parameters(self, make_app):
         app = make_app(unsafe_code_cost=None)  # the defaults, as in production
@@ -250,6 +271,13 @@ class TestDerivation:
         assert key.key_id.hex() == v["reporter_key_id"]
         with pytest.raises(crypto.OpenError):
             codes.open_reporter_key(b"\0" * 32, bytes.fromhex(layout["sealed_reporter_key"]))
+
+    def test_derivation_cannot_be_changed_once_made(self):
+        import dataclasses
+
+        [derived] = codes.derive_each("1" * 20, [(b"s" * 16, CHEAP_COST)], untagged=False)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            derived.seal_key = bytes(32)  # type: ignore[misc]
 
     def test_derivation_repr_shows_no_key(self):
         [derived] = codes.derive_each("1" * 20, [(b"s" * 16, CHEAP_COST)], untagged=False)
@@ -593,3 +621,109 @@ class TestCostChange:
         assert [Reporter(client).open_case(c).status_code for c in codes_given] == [404, 404, 303]
         assert set(fake_calls) == {codes.DEFAULT_COST.as_tuple()}
         assert "cannot be opened" in caplog.text
+
+
+# --------------------------------------------------------------------------- the Argon2 gate, more than 2 slots
+
+
+def _enter(stack, context):
+    stack.enter_context(context)
+
+
+def _attempt(gate: codes.ArgonGate, *, untagged: bool = False, hold: threading.Event | None = None) -> list:
+    """Try a check in a thread; the list gets "ran" or "busy" when it is done."""
+    def run():
+        try:
+            with gate.check(untagged=untagged):
+                outcome.append("ran")
+                if hold is not None:
+                    hold.wait(30)
+        except codes.Busy:
+            outcome.append("busy")
+
+    thread = threading.Thread(target=run, daemon=True)
+    outcome: list = [thread]
+    thread.start()
+    return outcome
+
+
+@pytest.mark.parametrize("slots", [3, 5])
+def test_argon_gate_keeps_one_slot_for_reports_whatever_its_size(slots):
+    gate = codes.ArgonGate(slots, check_wait=0.05)
+    with contextlib.ExitStack() as stack:
+        for _ in range(slots - 1):
+            _enter(stack, gate.check(untagged=False))
+        with pytest.raises(codes.Busy):  # every check slot taken: a check gives up
+            _enter(stack, gate.check(untagged=False))
+        _enter(stack, gate.new_report())  # the kept slot
+        done = threading.Event()
+        blocked = threading.Thread(target=lambda: (gate.new_report().__enter__(), done.set()), daemon=True)
+        blocked.start()
+        assert not done.wait(0.3)  # every slot taken: the next report waits its turn
+    assert done.wait(5)
+
+
+@pytest.mark.parametrize("slots", [3, 4])
+def test_argon_gate_waiting_room_holds_four_per_check_slot(slots):
+    check_slots = slots - 1
+    gate = codes.ArgonGate(slots, check_wait=30)
+    release = threading.Event()
+    running = [_attempt(gate, hold=release) for _ in range(check_slots)]
+    waiting = [_attempt(gate) for _ in range(3 * check_slots)]
+    deadline = time.monotonic() + 10
+    while sum(len(o) == 2 for o in running) < check_slots and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # the waiting ones are now in the room
+    refused = _attempt(gate)
+    refused[0].join(5)
+    assert refused[1:] == ["busy"]  # the room is full: refused at once, not after 30 s
+    release.set()
+    for outcome in running + waiting:
+        outcome[0].join(10)
+    assert [o[1:] for o in running + waiting] == [["ran"]] * (4 * check_slots)
+
+
+def _running(outcome: list) -> None:
+    deadline = time.monotonic() + 10
+    while outcome[1:] != ["ran"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert outcome[1:] == ["ran"]
+
+
+def test_argon_gate_lets_one_untagged_check_at_a_time_whatever_its_size():
+    gate = codes.ArgonGate(4, check_wait=0.05)
+    release = threading.Event()
+    first = _attempt(gate, untagged=True, hold=release)
+    _running(first)
+    second, tagged = _attempt(gate, untagged=True), _attempt(gate)
+    for outcome in (second, tagged):
+        outcome[0].join(5)
+    assert (second[1:], tagged[1:]) == (["busy"], ["ran"])
+    release.set()
+    first[0].join(5)
+    third = _attempt(gate, untagged=True)
+    third[0].join(5)
+    assert third[1:] == ["ran"]
+
+
+def test_argon_gate_has_at_least_one_slot():
+    gate = codes.ArgonGate(0, check_wait=0.05)
+    assert gate.slots == 1
+    release = threading.Event()
+    first = _attempt(gate, hold=release)  # one slot: checks still run
+    _running(first)
+    second = _attempt(gate)
+    second[0].join(5)
+    assert second[1:] == ["busy"]
+    release.set()
+    first[0].join(5)
+
+
+def test_argon_gate_check_waits_two_seconds_for_a_slot():
+    """The wait docs/benchmarks.md measured the flood with: a check holds a thread at most 2 s."""
+    assert codes.ArgonGate(2).check_wait == 2.0
+    codes.set_concurrency(3)
+    try:
+        assert codes._gate.check_wait == 2.0 and codes._gate.slots == 3
+    finally:
+        codes.set_concurrency(2)

@@ -568,7 +568,7 @@ class TestFileStream:
 
     def test_file_wraps_with_junk_appended_give_open_error(self, officer, both):
         stream, wraps = seal_file(b"evidence", both)
-        for junk in (b"\x00", bytes(32), wraps[1:17]):
+        for junk in (b"\x00", bytes(32), wraps[1:17], bytes(400), wraps[-400:]):
             with pytest.raises(crypto.OpenError):
                 open_file(stream, wraps + junk, officer)
             with pytest.raises(crypto.OpenError):
@@ -729,3 +729,131 @@ class TestLayering:
             if any(m == "argon2" or m.startswith("argon2.") for m in _imported_modules(path))
         ]
         assert offenders == []
+
+
+def test_new_passphrase_key_files_take_the_rfc_9106_cost(officer):
+    """A new key file's passphrase costs Argon2id t=3, m=64 MiB, p=4 (RFC 9106's second
+    option), written into the file, and the file opens only with that passphrase."""
+    assert crypto.PASSPHRASE_KDF == {"time_cost": 3, "memory_cost": 64 * 1024, "parallelism": 4}
+    doc = keyring.private_key_document(officer, "correct horse battery", KeyRole.OFFICER, "officer 1")
+    kdf = doc["kdf"]
+    assert (kdf["name"], kdf["time_cost"], kdf["memory_cost"], kdf["parallelism"]) == ("argon2id", 3, 65536, 4)
+    assert keyring.unlock(doc, "correct horse battery").key_id == officer.key_id
+    with pytest.raises(keyring.KeyFileError):
+        keyring.unlock(doc, "correct horse batterz")
+
+
+@pytest.mark.parametrize("fields", [(b"",), (b"a", b""), (b"", b"", b""), (b"label", b"\x00" * 4, b"x" * 300)])
+def test_length_prefixed_fields_round_trip_empty_ones_included(fields):
+    """The length-prefixed fields of certificates and signed data (docs/crypto.md): an
+    empty field, last included, is 4 zero bytes and reads back as empty."""
+    data = crypto._lp(*fields)
+    assert len(data) == sum(4 + len(f) for f in fields)
+    assert crypto._read_lp(data, len(fields)) == list(fields)
+    for cut in range(len(data)):
+        with pytest.raises(ValueError):
+            crypto._read_lp(data[:cut], len(fields))
+    with pytest.raises(ValueError):
+        crypto._read_lp(data + b"\x00", len(fields))
+
+
+def test_hkdf_gives_32_bytes_of_hkdf_sha256_unless_asked():
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    key = bytes(range(32))
+    expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"whistle test").derive(key)
+    assert crypto.hkdf(key, b"whistle test") == expected
+    assert len(crypto.hkdf(key, b"whistle test", 96)) == 96
+
+
+def test_an_item_takes_255_recipients_and_no_more():
+    keys = [crypto.PrivateKey.generate() for _ in range(256)]
+    publics = [k.public_key() for k in keys]
+    envelope = crypto.seal(b"to many", publics[:255])
+    assert crypto.open_sealed(envelope, keys[254]) == b"to many"
+    assert len(crypto.envelope_recipients(envelope)) == 255
+    with pytest.raises(ValueError):
+        crypto.seal(b"to too many", publics)
+
+
+def test_file_sealer_write_says_how_many_bytes_it_took():
+    sealer = crypto.FileSealer(io.BytesIO())
+    assert sealer.write(b"abc") == 3
+    assert sealer.write(memoryview(bytes(crypto.CHUNK_SIZE + 5))) == crypto.CHUNK_SIZE + 5
+    assert sealer.plaintext_size == crypto.CHUNK_SIZE + 8
+
+
+def test_version_1_file_sealer_without_recipients_has_an_empty_wrap_block():
+    """What bench/file_encrypt.py measures: the stream alone, no wrap."""
+    sealer = crypto.FileSealer(io.BytesIO(), [], data_key=bytes(32))
+    assert sealer.wraps == b""
+
+
+@pytest.mark.parametrize("data", [b"", b"whst", None, "whst\x01\x01\x01", b"\x00" * 7])
+def test_is_legacy_is_false_not_just_falsy_for_anything_else(data):
+    assert crypto.is_legacy(data) is False
+
+
+def test_sign_in_passphrases_take_the_rfc_9106_cost_by_default():
+    stored = crypto.PasswordHashing().hash("a passphrase")
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
+def test_sign_in_hash_wants_rehash_exactly_when_its_cost_is_not_the_current_one():
+    cheap, current = crypto.PasswordHashing(1, 8, 1), crypto.PasswordHashing(2, 8, 1)
+    old, new = cheap.hash("pass"), current.hash("pass")
+    assert current.needs_rehash(old) is True and current.needs_rehash(new) is False
+    assert current.check(old, "pass") is True and current.check(None, "pass") is False
+
+
+def test_empty_plaintext_seals_and_opens_under_a_key():
+    key = bytes(range(32))
+    sealed = crypto.seal_with_key(key, b"", b"aad")
+    assert len(sealed) == crypto.NONCE_LEN + crypto.TAG_LEN
+    assert crypto.open_with_key(key, sealed, b"aad") == b""
+    for cut in range(len(sealed)):
+        with pytest.raises(crypto.OpenError):
+            crypto.open_with_key(key, sealed[:cut], b"aad")
+
+
+def test_keyed_hash_is_hmac_sha256_of_label_zero_byte_data():
+    """docs/crypto.md section 13: keyed_hash(label, data) = HMAC-SHA256(key, label || 0x00 || data)."""
+    import hmac as hmac_module
+
+    key = bytes(range(32))
+    expected = hmac_module.new(key, b"label\x00data", hashlib.sha256).digest()
+    assert crypto.keyed_hash(key, b"label", b"data") == expected
+
+
+def test_code_keys_repr_shows_no_key_material():
+    keys = crypto.code_keys(bytes(range(32)))
+    shown = repr(keys) + str(keys)
+    assert keys.verifier.hex() not in shown and repr(keys.verifier) not in shown
+
+
+def test_every_public_name_listed_exists():
+    for name in crypto.__all__:
+        assert getattr(crypto, name) is not None
+
+
+def test_keys_contexts_and_results_cannot_be_changed_once_made():
+    """What a check returned, or a key or context that was checked, cannot be altered
+    afterwards (frozen dataclasses)."""
+    import dataclasses
+
+    private = crypto.PrivateKey.generate()
+    verify = private.signing_key.verify_key()
+    context = crypto.Context(bytes(32), "tip")
+    made = [
+        (private.public_key(), "x25519"),
+        (private, "x25519"),
+        (verify, "ed25519"),
+        (context, "slot"),
+        (crypto.Certified(private.public_key(), verify, "officer", "x", "2026-11-25"), "role"),
+        (crypto.Signed(b"text", verify), "plaintext"),
+        (crypto.code_keys(bytes(32)), "verifier"),
+    ]
+    for value, field in made:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, b"changed")

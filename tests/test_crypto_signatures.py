@@ -172,6 +172,11 @@ class TestSignature:
         with pytest.raises(ValueError):
             officer.signing_key.sign(b"hello", label=label)
 
+    def test_signature_labels_of_1_to_255_bytes_sign_and_verify(self, officer):
+        for label in (b"x", b"L" * 255):
+            signature = officer.signing_key.sign(b"hello", label=label)
+            assert officer.signing_key.verify_key().verify(signature, b"hello", label=label) is None
+
     def test_signature_key_part_lengths_are_checked(self):
         with pytest.raises(ValueError):
             crypto.VerifyKey(bytes(31), bytes(1952))
@@ -216,6 +221,14 @@ class TestCertificate:
         assert certified.public_key == officer.public_key()
         assert certified.verify_key == officer.signing_key.verify_key()
         assert (certified.role, certified.label, certified.issued_on) == ("officer", "เจ้าหน้าที่ 2", "2026-11-25")
+
+    def test_certificate_longest_label_and_role_are_accepted(self, officer, recovery, anchor):
+        label = "ก" * 66 + "xx"  # 200 bytes of UTF-8
+        certified = crypto.check_certificate(anchor, certificate_for(recovery, officer, "r" * 32, label, "2026-11-25"))
+        assert (certified.role, certified.label) == ("r" * 32, label)
+        for role, label in (("r" * 33, "x"), ("officer", label + "x")):
+            with pytest.raises(ValueError):
+                certificate_for(recovery, officer, role, label, "2026-11-25")
 
     def test_certificate_signed_by_a_non_anchor_key_is_bad(self, officer, anchor):
         """A database writer makes their own key, certifies it with itself or another
@@ -378,10 +391,30 @@ class TestSignedItems:
         assert crypto.is_legacy(legacy)
         with pytest.raises(crypto.OpenError):
             crypto.open_signed(legacy, reporter, SLOT_X, [officer.signing_key.verify_key()])
+        with pytest.raises(crypto.OpenError):
+            crypto.unsafe_open_signed_unchecked(legacy, reporter, SLOT_X)
+
+    def test_signed_envelope_with_an_empty_message_opens_checked_and_unchecked(self, officer):
+        reporter = fixed_key("reporter")
+        env = crypto.seal_signed(b"", [reporter.public_key()], SLOT_X, officer.signing_key)
+        assert crypto.open_signed(env, reporter, SLOT_X, [officer.signing_key.verify_key()]).plaintext == b""
+        assert crypto.unsafe_open_signed_unchecked(env, reporter, SLOT_X) == b""
+
+    @pytest.mark.parametrize("inner_len", [0, 1, crypto.KEY_ID_LEN, crypto.KEY_ID_LEN + SIG - 1])
+    def test_envelope_too_short_to_hold_a_signature_is_refused(self, officer, inner_len):
+        reporter = fixed_key("reporter")
+        env = crypto.seal(bytes(inner_len), [reporter.public_key()], SLOT_X)
+        with pytest.raises(crypto.BadSignature):
+            crypto.open_signed(env, reporter, SLOT_X, [officer.signing_key.verify_key()])
+        with pytest.raises(crypto.OpenError):
+            crypto.unsafe_open_signed_unchecked(env, reporter, SLOT_X)
 
 
 class TestSignatureMemo:
     """Remembering checked signatures must never let an unchecked one through."""
+
+    def test_memo_holds_a_hundred_thousand_entries_by_default(self):
+        assert crypto.SignatureMemo()._capacity == 100_000
 
     CONTEXT = crypto.Context(bytes(32), "message/1/officer")
 

@@ -254,6 +254,13 @@ class TestContext:
         with pytest.raises(ValueError):
             crypto.case_binding(*args)
 
+    def test_case_binding_longest_fields_are_accepted_and_one_more_refused(self):
+        assert len(crypto.case_binding(b"u" * 64, REPORTER_PUBLIC, "c" * 32, "2026-11-25")) == 32
+        assert len(crypto.case_binding(b"u", REPORTER_PUBLIC, "c", "2026-11-25")) == 32
+        for args in ((b"u" * 65, REPORTER_PUBLIC, "web", "2026-11-25"), (b"u", REPORTER_PUBLIC, "c" * 33, "2026-11-25")):
+            with pytest.raises(ValueError):
+                crypto.case_binding(*args)
+
     def test_case_binding_fields_cannot_slide_into_each_other(self):
         """Length prefixes: moving a byte from one field to the next changes the binding."""
         a = crypto.case_binding(b"ab", REPORTER_PUBLIC, "web", "2026-11-25")
@@ -493,6 +500,14 @@ class TestFileStreamV2:
             with pytest.raises(crypto.OpenError):
                 open_file(bad, wraps, officer, self.FILE_CTX)
 
+    def test_file_v2_wraps_with_400_junk_bytes_appended_give_open_error(self, officer, both):
+        stream, wraps = seal_file(b"evidence", both, self.FILE_CTX)
+        for junk in (bytes(400), wraps[-400:]):
+            with pytest.raises(crypto.OpenError):
+                open_file(stream, wraps + junk, officer, self.FILE_CTX)
+            with pytest.raises(crypto.OpenError):
+                crypto.unwrap_data_key(wraps + junk, officer, crypto.KIND_FILE, self.FILE_CTX)
+
     def test_file_v2_downgraded_header_gives_open_error(self, officer):
         stream, wraps = seal_file(b"evidence", [officer.public_key()], self.FILE_CTX)
         downgraded = b"whst\x01\x01\x02" + stream[7:]
@@ -600,3 +615,25 @@ class TestLegacy:
         stream, wraps = seal_file(b"new", both, TIP_A)
         with pytest.raises(crypto.OpenError):
             crypto.rebind_file_stream(io.BytesIO(stream), io.BytesIO(), wraps, officer, both, TIP_A)
+
+
+def test_single_recipient_wrap_blocks_open_in_their_context_whatever_the_key_id():
+    """One recipient, and a recipient whose key id starts with a zero byte (1 key in 256)."""
+    keys = [crypto.PrivateKey.generate()]
+    while keys[-1].key_id[0] != 0:
+        keys.append(crypto.PrivateKey.generate())
+    ctx = crypto.Context(CASE_A, "file/1")
+    for key in (keys[0], keys[-1]):
+        data_key = bytes(range(32))
+        block = crypto.wrap_data_key(data_key, [key.public_key()], crypto.KIND_FILE, ctx)
+        assert crypto.recipient_ids(block) == [key.key_id]
+        assert crypto.unwrap_data_key(block, key, crypto.KIND_FILE, ctx) == data_key
+
+
+@pytest.mark.parametrize("block", [b"", b"\x00", b"\x00" * 33, b"\x01"])
+def test_empty_or_recipientless_wrap_blocks_give_open_error(block):
+    key = crypto.PrivateKey.generate()
+    with pytest.raises(crypto.OpenError):
+        crypto.unwrap_data_key(block, key, crypto.KIND_FILE, crypto.Context(CASE_A, "file/1"))
+    with pytest.raises(crypto.OpenError):
+        crypto.recipient_ids(block)

@@ -5,6 +5,8 @@ exiftool and Pillow, are in test_cleaning_attacks.py and test_cleaning_photos.py
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 import json
 import tracemalloc
 
@@ -255,3 +257,70 @@ def test_cleaner_keeps_the_icc_colour_profile_byte_for_byte():
     cleaned, cleaner = _clean(data, 7)
     assert cleaner.verdict == CLEANED and CAMERA_MARK.encode() not in cleaned
     assert icc in cleaned and Image.open(io.BytesIO(cleaned)).info["icc_profile"] == profile
+
+
+def _palette_apng_with_every_kept_chunk() -> tuple[bytes, bytes]:
+    """An animated palette PNG carrying every ancillary chunk the cleaner keeps (colour,
+    gamma, transparency, background, histogram, pixel size, HDR, animation), and a text
+    chunk it must leave out. Returns the file and that text chunk."""
+    from tests.photo_craft import png_chunk, png_chunks
+
+    frames = []
+    for n in (1, 2):
+        image = Image.new("P", (12, 8), 0)
+        image.putpalette([v for c in range(16) for v in (c * 16, 255 - c * 16, (c * 7) % 256)])
+        for x in range(12):
+            image.putpixel((x, (x * n) % 8), (x + n) % 16)
+        frames.append(image)
+    out = io.BytesIO()
+    frames[0].save(out, "PNG", save_all=True, append_images=frames[1:], transparency=0, duration=100)
+    chunks = png_chunks(out.getvalue())
+    palette_size = len(dict(chunks)[b"PLTE"]) // 3
+    icc = b"sRGB\x00\x00" + zlib.compress(b"not a real profile, only kept bytes")
+    before_plte = [
+        (b"sBIT", b"\x08\x08\x08"),
+        (b"gAMA", struct.pack(">I", 45455)),
+        (b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)),
+        (b"sRGB", b"\x00"),
+        (b"iCCP", icc),
+        (b"cICP", b"\x01\x0d\x00\x01"),
+        (b"mDCV", struct.pack(">6H2H2I", *[1000] * 6, 3127, 3290, 10_000_000, 1)),
+        (b"cLLI", struct.pack(">2I", 10_000_000, 4_000_000)),
+        (b"pHYs", struct.pack(">IIB", 2835, 2835, 1)),
+    ]
+    after_plte = [(b"bKGD", b"\x03"), (b"hIST", struct.pack(f">{palette_size}H", *range(palette_size)))]
+    text = png_chunk(b"tEXt", b"Author\x00" + CAMERA_MARK.encode())
+    data = PNG_MAGIC
+    for kind, payload in chunks:
+        if kind == b"IEND":
+            data += text
+        data += png_chunk(kind, payload)
+        if kind == b"IHDR":
+            data += b"".join(png_chunk(k, p) for k, p in before_plte)
+        if kind == b"PLTE":
+            data += b"".join(png_chunk(k, p) for k, p in after_plte)
+    return data, text
+
+
+@pytest.mark.parametrize("step", [1, 7, 10**9])
+def test_cleaner_keeps_every_chunk_a_palette_animation_needs(step):
+    """Palette, transparency, colour, gamma, background, histogram, pixel size, HDR and
+    animation chunks are not identifying and the picture is wrong or broken without them:
+    every one is kept byte for byte, only the text chunk is left out."""
+    from tests.photo_craft import png_chunks
+    from tests.photo_judge import frames_pixels
+
+    data, text = _palette_apng_with_every_kept_chunk()
+    kinds = [kind for kind, _ in png_chunks(data)]
+    for kind in (b"PLTE", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"bKGD", b"pHYs", b"hIST",
+                 b"cICP", b"mDCV", b"cLLI", b"acTL", b"fcTL", b"fdAT", b"IDAT"):  # fmt: skip
+        assert kind in kinds
+    out, cleaner = _clean(data, step)
+    assert cleaner.verdict == CLEANED
+    assert out == data.replace(text, b"")
+    assert [kind for kind, _ in png_chunks(out)] == [kind for kind in kinds if kind != b"tEXt"]
+    image = Image.open(io.BytesIO(out))
+    assert image.mode == "P" and image.n_frames == 2 and image.info["transparency"] == 0
+    assert image.info["gamma"] == pytest.approx(0.45455)
+    assert round(image.info["dpi"][0]) == 72 and image.info["icc_profile"].startswith(b"not a real")
+    assert frames_pixels(out) == frames_pixels(data)

@@ -234,6 +234,8 @@ def test_cleaner_zeroes_the_jfif_thumbnail_and_keeps_its_header():
     out, cleaner = _clean(data, 7)
     assert cleaner.verdict == CLEANED and len(out) == len(data)
     assert out[2 : 2 + 4 + len(header)] == app0[: 4 + len(header)] and b"MARK" not in out
+    thumbnail_at = 2 + 4 + len(header)
+    assert out == data[:thumbnail_at] + bytes(12) + data[thumbnail_at + 12 :]
 
 
 def test_cleaner_counts_junk_zero_markers_as_parts():
@@ -324,3 +326,52 @@ def test_cleaner_keeps_every_chunk_a_palette_animation_needs(step):
     assert image.info["gamma"] == pytest.approx(0.45455)
     assert round(image.info["dpi"][0]) == 72 and image.info["icc_profile"].startswith(b"not a real")
     assert frames_pixels(out) == frames_pixels(data)
+
+
+def _cmyk_jpeg() -> bytes:
+    image = Image.new("CMYK", (32, 24), (10, 200, 30, 5))
+    for x in range(32):
+        image.putpixel((x, x % 24), (x * 8, 255 - x * 8, 7, x))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("step", [1, 7, 10**9])
+def test_cleaner_keeps_the_adobe_segment_a_cmyk_jpeg_needs(step):
+    """The Adobe APP14 segment says how to read CMYK and YCCK colour: a CMYK JPEG comes out
+    byte for byte as it was, decoding to the same pixels."""
+    data = _cmyk_jpeg()
+    assert data[2:6] == b"\xff\xee\x00\x0e" and data[6:11] == b"Adobe"
+    out, cleaner = _clean(data, step)
+    assert cleaner.verdict == NOTHING_FOUND and out == data
+    image = Image.open(io.BytesIO(out))
+    assert image.mode == "CMYK" and image.tobytes() == _pixels(data)
+
+
+def test_cleaner_keeps_only_the_twelve_bytes_of_the_adobe_segment_it_knows():
+    data = _cmyk_jpeg()
+    adobe = data[6:18]  # "Adobe", version, flags, colour transform
+    longer = b"\xff\xd8" + segment(0xEE, adobe + b"MARK" * 3) + data[18:]
+    out, cleaner = _clean(longer, 7)
+    assert cleaner.verdict == CLEANED
+    assert out == b"\xff\xd8" + segment(0xEE, adobe + bytes(12)) + data[18:]
+    assert _pixels(out) == _pixels(data)
+
+
+@pytest.mark.parametrize(
+    "marker, payload",
+    [
+        (0xEE, b"MARKAdobe-not" + bytes(8)),  # APP14 that is not Adobe's
+        (0xE0, b"JFXX\x00\x10MARK" + bytes(8)),  # APP0 that is not JFIF (a JFIF extension)
+        (0xE1, b"JFIF\x00\x01\x02MARK" + bytes(8)),  # JFIF's name in another segment
+        (0xED, b"Adobe\x00MARK" + bytes(8)),  # Adobe's name in another segment
+    ],
+)
+def test_cleaner_neutralises_app_segments_that_only_look_kept(marker, payload):
+    """Only APP0 JFIF and APP14 Adobe keep their header: the same names in other segments,
+    and other data in those segments, are neutralised whole."""
+    data = _jpeg_with(segment(marker, payload))
+    out, cleaner = _clean(data, 7)
+    assert cleaner.verdict == CLEANED and len(out) == len(data)
+    assert out == data.replace(segment(marker, payload), segment(0xEF, bytes(len(payload))))

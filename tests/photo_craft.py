@@ -71,31 +71,32 @@ def segment(marker: int, payload: bytes) -> bytes:
     return bytes([0xFF, marker]) + struct.pack(">H", 2 + len(payload)) + payload
 
 
-def mpo(frames: list[bytes], uids: bytes | None = None) -> bytes:
+def mpo(frames: list[bytes], uids: bytes | None = None, order: str = ">") -> bytes:
     """A multi-picture file as phones and 3D cameras write it: the first frame carries an
     APP2 MPF index with the byte offset of every later frame, and with `uids` also the
-    image unique IDs (tag B003, 33 bytes a frame) and the total number of frames (B004)."""
+    image unique IDs (tag B003, 33 bytes a frame) and the total number of frames (B004).
+    `order` is the index's byte order: ">" (MM, big-endian) or "<" (II, little-endian)."""
     count = len(frames)
     tags = 3 if uids is None else 5
     ifd_size = 2 + tags * 12 + 4
     entries_at = 8 + ifd_size  # from the start of the MPF's TIFF header
-    ifd = struct.pack(">H", tags)
-    ifd += struct.pack(">HHI4s", 0xB000, 7, 4, b"0100")
-    ifd += struct.pack(">HHII", 0xB001, 4, 1, count)
-    ifd += struct.pack(">HHII", 0xB002, 7, 16 * count, entries_at)
+    ifd = struct.pack(order + "H", tags)
+    ifd += struct.pack(order + "HHI4s", 0xB000, 7, 4, b"0100")
+    ifd += struct.pack(order + "HHII", 0xB001, 4, 1, count)
+    ifd += struct.pack(order + "HHII", 0xB002, 7, 16 * count, entries_at)
     if uids is not None:
-        ifd += struct.pack(">HHII", 0xB003, 7, len(uids), entries_at + 16 * count)
-        ifd += struct.pack(">HHII", 0xB004, 4, 1, count)
-    ifd += struct.pack(">I", 0)
+        ifd += struct.pack(order + "HHII", 0xB003, 7, len(uids), entries_at + 16 * count)
+        ifd += struct.pack(order + "HHII", 0xB004, 4, 1, count)
+    ifd += struct.pack(order + "I", 0)
     app2_size = 4 + 4 + 8 + ifd_size + 16 * count + len(uids or b"")  # marker and length, "MPF\0", TIFF
     base = 2 + 4 + 4  # SOI, APP2 marker and length, "MPF\0": where offsets count from
     first_size = len(frames[0]) + app2_size
-    entries = struct.pack(">IIIHH", 0x20020002, first_size, 0, 0, 0)  # representative, disparity
+    entries = struct.pack(order + "IIIHH", 0x20020002, first_size, 0, 0, 0)  # representative, disparity
     at = first_size
     for frame in frames[1:]:
-        entries += struct.pack(">IIIHH", 0x00020002, len(frame), at - base, 0, 0)
+        entries += struct.pack(order + "IIIHH", 0x00020002, len(frame), at - base, 0, 0)
         at += len(frame)
-    app2 = segment(0xE2, b"MPF\x00" + b"MM\x00*" + struct.pack(">I", 8) + ifd + entries + (uids or b""))
+    app2 = segment(0xE2, b"MPF\x00" + (b"MM\x00*" if order == ">" else b"II*\x00") + struct.pack(order + "I", 8) + ifd + entries + (uids or b""))
     assert len(app2) == app2_size
     return frames[0][:2] + app2 + frames[0][2:] + b"".join(frames[1:])
 

@@ -277,3 +277,114 @@ def test_cleaning_jpeg_segment_right_after_a_restart_marker_is_neutralised():
     original = plain[:rst] + craft.segment(0xFE, MARK * 4) + plain[rst:]
     cleaned, verdict = clean_every_way(original)
     assert verdict == CLEANED and MARK not in cleaned and len(cleaned) == len(original)
+
+
+def _mpf_index(data: bytes) -> list[tuple[int, int]]:
+    """(size, file offset) of every frame an MPO's MPF index lists, read here without
+    the cleaner (offsets count from the index's TIFF header; 0 means the first frame)."""
+    tiff = data.index(b"MPF\x00") + 4
+    fmt = {b"MM\x00*": ">", b"II*\x00": "<"}[data[tiff : tiff + 4]]
+    (ifd,) = struct.unpack_from(fmt + "I", data, tiff + 4)
+    (count,) = struct.unpack_from(fmt + "H", data, tiff + ifd)
+    for k in range(count):
+        tag, _type, n, value = struct.unpack_from(fmt + "HHII", data, tiff + ifd + 2 + 12 * k)
+        if tag == 0xB002:
+            entries = struct.iter_unpack(fmt + "IIIHH", data[tiff + value : tiff + value + n])
+            return [(size, tiff + offset if offset else 0) for _attr, size, offset, _a, _b in entries]
+    raise AssertionError("no MP entry tag")
+
+
+def _set_mpf_tag(data: bytes, order: str, tag: int, kind: int, n: int, value: int | bytes) -> bytes:
+    """The MPO with one entry of its MPF index given another count and value."""
+    head = struct.pack(order + "HH", tag, kind)
+    at = data.index(head, 0, 200)
+    value = value if isinstance(value, bytes) else struct.pack(order + "I", value)
+    return data[: at + 4] + struct.pack(order + "I", n) + value + data[at + 12 :]
+
+
+@pytest.mark.parametrize("order", [">", "<"])
+def test_cleaning_mpo_index_read_in_either_byte_order_and_every_frame_where_it_says(order):
+    """Big-endian (MM) and little-endian (II) MPF indexes are both read: the later frames,
+    one with a phone's metadata, are cleaned and each decodes, to the same pixels, at the
+    offset the index gives; the index itself is unchanged, its values exactly right."""
+    frames = [craft.jpeg(seed=1), craft.phone_jpeg(seed=2), craft.jpeg(seed=3)]
+    original = craft.mpo(frames, order=order)
+    starts = [0, original.index(frames[1]), original.index(frames[2])]
+    assert _mpf_index(original) == [(starts[1], 0), (len(frames[1]), starts[1]), (len(frames[2]), starts[2])]
+    cleaned, verdict = clean_every_way(original)
+    assert verdict == CLEANED and MARK not in cleaned and len(cleaned) == len(original)
+    assert _mpf_index(cleaned) == _mpf_index(original)
+    assert only_neutralised(original, cleaned) == []
+    for k, (size, at) in enumerate(_mpf_index(cleaned)):
+        frame = cleaned[at : at + size]
+        assert frame[:3] == b"\xff\xd8\xff" and frame[-2:] == b"\xff\xd9"
+        assert Image.open(io.BytesIO(frame)).tobytes() == Image.open(io.BytesIO(frames[k])).tobytes()
+    assert cleaned[starts[2] :] == frames[2]
+    image = Image.open(io.BytesIO(cleaned))
+    assert image.format == "MPO" and image.n_frames == 3
+
+
+@pytest.mark.parametrize("order", [">", "<"])
+def test_cleaning_mpo_unique_ids_zeroed_exactly_and_zero_ones_leave_nothing_found(order):
+    frames = [craft.jpeg(seed=1), craft.jpeg(seed=2)]
+    uids = b"".join(f"{MARK.decode()}-UID-{n}".encode().ljust(33, b"1") for n in range(2))
+    original = craft.mpo(frames, uids=uids, order=order)
+    cleaned, verdict = clean_every_way(original)
+    assert verdict == CLEANED and cleaned == original.replace(uids, bytes(66))
+    zero = craft.mpo(frames, uids=bytes(66), order=order)
+    cleaned, verdict = clean_every_way(zero)
+    assert verdict == "nothing_found" and cleaned == zero
+
+
+@pytest.mark.parametrize("order", [">", "<"])
+def test_cleaning_mpo_unique_id_of_five_bytes_lies_at_its_offset_and_is_zeroed(order):
+    original = craft.mpo([craft.jpeg(seed=1), craft.jpeg(seed=2)], uids=b"MARK5", order=order)
+    cleaned, verdict = clean_every_way(original)
+    assert verdict == CLEANED and cleaned == original.replace(b"MARK5", bytes(5))
+
+
+@pytest.mark.parametrize("order", [">", "<"])
+def test_cleaning_mpo_unique_id_of_four_bytes_is_in_its_entry_and_is_zeroed(order):
+    """By the TIFF rule a value of four bytes or less lies in the entry itself, not at an
+    offset: it is zeroed there, and what its bytes would point at is not touched."""
+    original = craft.mpo([craft.jpeg(seed=1), craft.jpeg(seed=2)], uids=bytes(4), order=order)
+    original = _set_mpf_tag(original, order, 0xB003, 7, 4, b"UID4")
+    cleaned, verdict = clean_every_way(original)
+    assert verdict == CLEANED and cleaned == original.replace(b"UID4", bytes(4))
+
+
+@pytest.mark.parametrize("order", [">", "<"])
+def test_cleaning_mpo_other_index_data_is_left_as_it_is(order):
+    """Only the unique IDs are zeroed: another tag whose data lies at an offset (here the
+    version, pointed at the MP entries) is left alone."""
+    frames = [craft.jpeg(seed=1), craft.jpeg(seed=2)]
+    original = craft.mpo(frames, order=order)
+    entries_at = 8 + 2 + 3 * 12 + 4
+    original = _set_mpf_tag(original, order, 0xB000, 7, 8, entries_at)
+    cleaned, verdict = clean_every_way(original)
+    assert verdict == "nothing_found" and cleaned == original
+
+
+def _mpo_with_entry_tag(order: str, n: int | None = None, value: int | None = None) -> bytes:
+    frames = [craft.jpeg(seed=1), craft.jpeg(seed=2), craft.jpeg(seed=3)]
+    original = craft.mpo(frames, order=order)
+    entries_at = 8 + 2 + 3 * 12 + 4
+    return _set_mpf_tag(original, order, 0xB002, 7, 48 if n is None else n, entries_at if value is None else value)
+
+
+@pytest.mark.parametrize("order", [">", "<"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda order: _mpo_with_entry_tag(order, n=0),  # no entries
+        lambda order: _mpo_with_entry_tag(order, n=40),  # not whole entries of 16 bytes
+        lambda order: _mpo_with_entry_tag(order, value=0xFF00),  # entries past the segment
+        lambda order: _mpo_with_entry_tag(order, value=400 - 8),  # the last entry cut by its end
+        lambda order: _set_mpf_tag(craft.mpo([craft.jpeg(seed=1)] * 2, uids=b"M" * 66, order=order),
+                                   order, 0xB003, 7, 66, 0xFF00),  # unique IDs past the segment
+    ],
+)  # fmt: skip
+def test_cleaning_mpo_index_not_understood_is_stored_as_sent(make, order):
+    original = make(order)
+    cleaned, verdict = clean_every_way(original)
+    assert verdict == AS_SENT and cleaned == original

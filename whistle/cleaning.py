@@ -340,11 +340,13 @@ class _Jpeg(_Walker):
                 if n % 16 or n == 0:
                     raise _Doubt
                 entries = [read("III", tiff + value + 16 * e)[:3] for e in range(n // 16)]
-            elif tag == _MPF_IMAGE_UIDS and n > 4:
-                read(f"{n}s", tiff + value)
-                if segment.count(0, tiff + value, tiff + value + n) != n:
+            elif tag == _MPF_IMAGE_UIDS:
+                # Four bytes or less lie in the entry itself (the TIFF rule), more at an offset.
+                at = tiff + ifd + 2 + 12 * k + 8 if n <= 4 else tiff + value
+                read(f"{n}s", at)
+                if segment.count(0, at, at + n) != n:
                     self._changed = True
-                segment[tiff + value : tiff + value + n] = bytes(n)
+                segment[at : at + n] = bytes(n)
         if entries is None:
             raise _Doubt
         later = sorted(base + offset for _attr, _size, offset in entries[1:] if offset)

@@ -388,3 +388,82 @@ def test_cleaning_mpo_index_not_understood_is_stored_as_sent(make, order):
     original = make(order)
     cleaned, verdict = clean_every_way(original)
     assert verdict == AS_SENT and cleaned == original
+
+
+def _webp_chunks(data: bytes, at: int, end: int):
+    """(offset, fourcc, size) of the RIFF chunks in data[at:end], frames walked inside."""
+    while at < end:
+        fourcc, size = data[at : at + 4], int.from_bytes(data[at + 4 : at + 8], "little")
+        yield at, fourcc, size
+        if fourcc == b"ANMF":
+            yield from _webp_chunks(data, at + 8 + 16, at + 8 + size + (size & 1))
+        at += 8 + size + (size & 1)
+
+
+def _webp_cleaned_by_hand(data: bytes) -> bytes:
+    """What the cleaner must make of a WebP, worked out here: EXIF and XMP chunks become
+    JUNK of zeros, the VP8X flags stop announcing them; every other byte is kept."""
+    out = bytearray(data)
+    for at, fourcc, size in _webp_chunks(data, 12, 8 + int.from_bytes(data[4:8], "little")):
+        if fourcc in (b"EXIF", b"XMP "):
+            out[at : at + 4] = b"JUNK"
+            out[at + 8 : at + 8 + size] = bytes(size)
+        if fourcc == b"VP8X":
+            out[at + 8] &= ~0x0C
+    return bytes(out)
+
+
+def _webp(lossless: bool, frames: int, icc: bool = True, metadata: bool = True) -> bytes:
+    from PIL import ImageCms
+
+    pictures = [craft.picture(seed=n).convert("RGBA") for n in range(1, frames + 1)]
+    for n, image in enumerate(pictures):
+        image.putalpha(Image.linear_gradient("L").resize(image.size).point(lambda v, n=n: (v + 40 * n) % 256))
+    save = {"lossless": lossless, "quality": 90}
+    if frames > 1:
+        save.update(save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    if icc:
+        save["icc_profile"] = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    if metadata:
+        exif = Image.Exif()
+        exif[0x010F] = "MARKMAKE"
+        save.update(exif=exif.tobytes(), xmp=b"<x:xmpmeta>MARKXMP</x:xmpmeta>")
+    out = io.BytesIO()
+    pictures[0].save(out, "WEBP", **save)
+    return out.getvalue()
+
+
+WEBPS = {
+    "lossy-alpha": lambda: _webp(lossless=False, frames=1),
+    "lossless": lambda: _webp(lossless=True, frames=1),
+    "animated-lossy-alpha": lambda: _webp(lossless=False, frames=3),
+    "animated-lossless": lambda: _webp(lossless=True, frames=2),
+    "lossless-no-icc": lambda: _webp(lossless=True, frames=1, icc=False),
+}
+
+
+@pytest.mark.parametrize("make", WEBPS.values(), ids=WEBPS.keys())
+def test_cleaning_webp_keeps_every_chunk_decoding_needs_and_only_blanks_metadata(make):
+    """Lossy pictures with their alpha (VP8 + ALPH), lossless ones (VP8L), the colour
+    profile (ICCP), animation (ANIM, ANMF) are kept byte for byte; only EXIF and XMP become
+    JUNK, and the VP8X flags stop announcing them."""
+    original = make()
+    kinds = {fourcc for _at, fourcc, _size in _webp_chunks(original, 12, len(original))}
+    assert {b"EXIF", b"XMP "} <= kinds
+    cleaned, verdict = clean_every_way(original)
+    assert verdict == CLEANED and MARK not in cleaned
+    assert cleaned == _webp_cleaned_by_hand(original)
+    assert frames_pixels(cleaned) == frames_pixels(original)
+    assert Image.open(io.BytesIO(cleaned)).info.get("icc_profile") == Image.open(io.BytesIO(original)).info.get(
+        "icc_profile"
+    )
+
+
+def test_cleaning_webp_reserved_vp8x_flags_pass_as_they_are():
+    """Only the EXIF and XMP flags are cleared: the others, reserved ones included, are kept."""
+    original = bytearray(_webp(lossless=True, frames=1))
+    assert original[12:16] == b"VP8X"
+    original[20] |= 0xC1  # reserved bits 7, 6 and 0
+    cleaned, verdict = clean_every_way(bytes(original))
+    assert verdict == CLEANED and cleaned[20] == original[20] & ~0x0C
+    assert cleaned == _webp_cleaned_by_hand(bytes(original))

@@ -375,3 +375,63 @@ def test_cleaner_neutralises_app_segments_that_only_look_kept(marker, payload):
     out, cleaner = _clean(data, 7)
     assert cleaner.verdict == CLEANED and len(out) == len(data)
     assert out == data.replace(segment(marker, payload), segment(0xEF, bytes(len(payload))))
+
+
+def _png_with_empty_text_chunks(n: int) -> tuple[bytes, bytes]:
+    """A plain PNG with n empty tEXt chunks after IHDR, and its IEND chunk."""
+    from tests.photo_craft import png_chunk
+
+    data = _plain_png()
+    ihdr_end = 8 + 12 + 13
+    return data[:ihdr_end] + png_chunk(b"tEXt", b"") * n + data[ihdr_end:], data[-12:]
+
+
+def test_cleaner_walks_20000_png_chunks_and_gives_up_after():
+    """IHDR, 19,997 empty text chunks, IDAT and IEND are 20,000 chunks: walked; one more
+    and the walker gives up (the rest passes as sent)."""
+    data, iend = _png_with_empty_text_chunks(20_000 - 3)
+    out, cleaner = _clean(data, 65536)
+    assert cleaner.verdict == CLEANED and out == _plain_png()
+    data, iend = _png_with_empty_text_chunks(20_000 - 2)
+    out, cleaner = _clean(data, 65536)
+    assert cleaner.verdict == AS_SENT and out.endswith(iend)
+
+
+def test_cleaner_png_chunk_length_up_to_the_spec_limit_only():
+    """PNG lengths are at most 2**31 - 1: such a chunk (cut short here) is walked; one
+    claiming more is a doubt and the file is stored as sent."""
+    from tests.photo_craft import png_chunk
+
+    plain = _plain_png()
+    ihdr_end = 8 + 12 + 13
+    for length, verdict, expected in [
+        (0x7FFFFFFF, AS_SENT, plain[:ihdr_end]),
+        (0x80000000, AS_SENT, None),
+    ]:
+        data = plain[:ihdr_end] + length.to_bytes(4, "big") + b"tEXtAuthor\x00MARK" + plain[ihdr_end:]
+        out, cleaner = _clean(data, 7)
+        assert cleaner.verdict == verdict and out == (data if expected is None else expected)
+    data = plain[:ihdr_end] + png_chunk(b"tEXt", b"Author\x00MARK") + plain[ihdr_end:]
+    assert _clean(data, 7)[0] == plain
+
+
+@pytest.mark.parametrize("where", ["first", "second"])
+def test_cleaner_png_must_start_with_its_header_chunk_and_have_only_one(where):
+    from tests.photo_craft import png_chunk
+
+    plain = _plain_png()
+    ihdr = plain[8 : 8 + 25]
+    text = png_chunk(b"tEXt", b"Author\x00MARK")
+    if where == "first":
+        data = PNG_MAGIC + text + plain[8:]
+    else:
+        data = plain[: 8 + 25] + ihdr + text + plain[8 + 25 :]
+    out, cleaner = _clean(data, 7)
+    assert cleaner.verdict == AS_SENT and out == data
+
+
+@pytest.mark.parametrize("tail", [b"\x00", b"M", b"MARK" * 100])
+def test_cleaner_png_bytes_after_the_end_are_left_out_even_one(tail):
+    plain = _plain_png()
+    out, cleaner = _clean(plain + tail, 1)
+    assert cleaner.verdict == CLEANED and out == plain

@@ -372,6 +372,18 @@ def _mpo_with_entry_tag(order: str, n: int | None = None, value: int | None = No
     return _set_mpf_tag(original, order, 0xB002, 7, 48 if n is None else n, entries_at if value is None else value)
 
 
+def _mpf_length(order: str) -> int:
+    """The length field of the MPF segment of the three-frame MPOs above."""
+    return struct.unpack(">H", _mpo_with_entry_tag(order)[4:6])[0]
+
+
+def _short_mpf(order: str, keep: int) -> bytes:
+    """A JPEG whose MPF segment ends `keep` bytes into its TIFF header."""
+    header = (b"MM\x00*" if order == ">" else b"II*\x00") + struct.pack(order + "I", 8)
+    data = craft.jpeg(seed=1)
+    return data[:2] + craft.segment(0xE2, b"MPF\x00" + header[:keep]) + data[2:]
+
+
 @pytest.mark.parametrize("order", [">", "<"])
 @pytest.mark.parametrize(
     "make",
@@ -379,7 +391,15 @@ def _mpo_with_entry_tag(order: str, n: int | None = None, value: int | None = No
         lambda order: _mpo_with_entry_tag(order, n=0),  # no entries
         lambda order: _mpo_with_entry_tag(order, n=40),  # not whole entries of 16 bytes
         lambda order: _mpo_with_entry_tag(order, value=0xFF00),  # entries past the segment
-        lambda order: _mpo_with_entry_tag(order, value=400 - 8),  # the last entry cut by its end
+        lambda order: _mpo_with_entry_tag(order, value=0),  # entries in the index's own header
+        lambda order: _mpo_with_entry_tag(order, value=4),
+        lambda order: _set_mpf_tag(craft.mpo([craft.jpeg(seed=1)] * 2, uids=b"M" * 66, order=order),
+                                   order, 0xB003, 7, 66, 0),  # unique IDs over the index's header
+        lambda order: _short_mpf(order, 4),  # an index cut inside its header
+        lambda order: _short_mpf(order, 7),
+        lambda order: _mpo_with_entry_tag(order, value=_mpf_length(order) - 50 + 4),  # last entry cut by 4 bytes
+        lambda order: _set_mpf_tag(craft.mpo([craft.jpeg(seed=1)] * 2, uids=b"M" * 66, order=order),
+                                   order, 0xB003, 7, 66, 8 + 2 + 5 * 12 + 4 + 32 + 4),  # unique IDs cut by 4 bytes
         lambda order: _set_mpf_tag(craft.mpo([craft.jpeg(seed=1)] * 2, uids=b"M" * 66, order=order),
                                    order, 0xB003, 7, 66, 0xFF00),  # unique IDs past the segment
     ],

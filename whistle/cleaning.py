@@ -316,20 +316,23 @@ class _Jpeg(_Walker):
         if self._frames_seen != 1 or self._later_frames:
             return bytes(segment)
         tiff = 3 + 4  # marker, length, "MPF\0"
-        order = bytes(segment[tiff : tiff + 4])
-        if order == b"MM\x00*":
+        header = bytes(segment[tiff : tiff + 8])  # byte order, offset of the first IFD
+        if len(header) < 8:
+            raise _Doubt
+        if header[:4] == b"MM\x00*":
             fmt = ">"
-        elif order == b"II*\x00":
+        elif header[:4] == b"II*\x00":
             fmt = "<"
         else:
             raise _Doubt
 
         def read(fmt_: str, at: int) -> tuple:
-            if at < tiff or at + struct.calcsize(fmt + fmt_) > len(segment):
+            # Nothing the index points at may lie in its own 8-byte header.
+            if at < tiff + 8 or at + struct.calcsize(fmt + fmt_) > len(segment):
                 raise _Doubt
             return struct.unpack_from(fmt + fmt_, segment, at)
 
-        (ifd,) = read("I", tiff + 4)
+        (ifd,) = struct.unpack(fmt + "I", header[4:])
         (count,) = read("H", tiff + ifd)
         entries: list[tuple[int, int, int]] | None = None
         for k in range(count):

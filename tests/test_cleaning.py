@@ -435,3 +435,81 @@ def test_cleaner_png_bytes_after_the_end_are_left_out_even_one(tail):
     plain = _plain_png()
     out, cleaner = _clean(plain + tail, 1)
     assert cleaner.verdict == CLEANED and out == plain
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def _full_box(kind: bytes, version: int, payload: bytes) -> bytes:
+    return _box(kind, bytes([version, 0, 0, 0]) + payload)
+
+
+HEIF_PICTURE_TYPES = [b"hvc1", b"hvt1", b"lhv1", b"av01", b"avc1", b"vvc1", b"jpeg", b"j2k1", b"unci", b"grid",
+                      b"iden", b"iovl", b"tmap", b"mski"]  # fmt: skip
+
+
+def _heif(brand: bytes, items: list[tuple[bytes, bytes]], meta_padding: int = 0) -> tuple[bytes, list[int]]:
+    """A HEIF file built box by box: ftyp with `brand`, a meta box (hdlr naming the
+    writing software, pitm, iinf, iloc, dinf, grpl, and a free box of `meta_padding`
+    bytes), then mdat with each item's data. Returns the file and where each item's data
+    lies in it."""
+    hdlr = _full_box(b"hdlr", 0, bytes(4) + b"pict" + bytes(12) + b"MARKSOFTWARE\x00")
+    pitm = _full_box(b"pitm", 0, struct.pack(">H", 1))
+    infes = b"".join(_full_box(b"infe", 2, struct.pack(">HH", n + 1, 0) + kind + b"\x00") for n, (kind, _) in enumerate(items))
+    iinf = _full_box(b"iinf", 0, struct.pack(">H", len(items)) + infes)
+    dinf = _box(b"dinf", _full_box(b"dref", 0, struct.pack(">I", 1) + _full_box(b"url ", 0, b"")[:8] + b"\x00\x00\x00\x01"))
+    grpl = _box(b"grpl", b"")
+    padding = _box(b"free", bytes(meta_padding)) if meta_padding else b""
+
+    def meta(offsets: list[int]) -> bytes:
+        iloc = struct.pack(">BBH", 0x44, 0x00, len(items))
+        for n, ((_, data), offset) in enumerate(zip(items, offsets)):
+            iloc += struct.pack(">HHHII", n + 1, 0, 1, offset, len(data))
+        return _full_box(b"meta", 0, hdlr + pitm + iinf + _full_box(b"iloc", 0, iloc) + dinf + grpl + padding)
+
+    ftyp = _box(b"ftyp", brand + bytes(4) + brand + b"mif1")
+    start = len(ftyp) + len(meta([0] * len(items))) + 8
+    offsets, at = [], start
+    for _, data in items:
+        offsets.append(at)
+        at += len(data)
+    return ftyp + meta(offsets) + _box(b"mdat", b"".join(data for _, data in items)), offsets
+
+
+@pytest.mark.parametrize("brand", [b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"mif2",
+                                   b"avif", b"avis"])  # fmt: skip
+def test_cleaner_heif_keeps_every_kind_of_picture_item_and_zeroes_the_rest(brand):
+    """Every HEIF brand is walked; the data of every kind of picture item (coded, tiled,
+    derived, overlays, tone maps, masks) is kept byte for byte, as are dinf and grpl; an
+    Exif item's data, the writing software's name and the Exif item's entry are zeroed."""
+    items = [(kind, b"PICTURE-" + kind) for kind in HEIF_PICTURE_TYPES]
+    items.append((b"Exif", b"\x00\x00\x00\x00Exif\x00\x00MARKGPS"))
+    data, offsets = _heif(brand, items)
+    out, cleaner = _clean(data, 7)
+    assert cleaner.kind == "heif" and cleaner.verdict == CLEANED
+    assert len(out) == len(data) and b"MARK" not in out
+    for (kind, item), at in zip(items[:-1], offsets):
+        assert out[at : at + len(item)] == item
+        assert b"infe" in out and out.count(kind + b"\x00") == data.count(kind + b"\x00")
+    exif_at, exif = offsets[-1], items[-1][1]
+    assert out[exif_at : exif_at + len(exif)] == bytes(len(exif))
+    for kind in (b"dinf", b"grpl", b"iinf", b"iloc", b"pitm"):
+        at = data.index(kind) - 4
+        size = struct.unpack(">I", data[at : at + 4])[0]
+        assert out[at : at + size] == data[at : at + size] or kind == b"iinf"
+    assert out.replace(b"free", b"Exif", 1) != data  # the Exif entry's type was changed
+
+
+def test_cleaner_heif_meta_box_up_to_one_mebibyte():
+    """The meta box is read whole, up to 1 MiB; a bigger one is a doubt (stored as sent)."""
+    items = [(b"hvc1", b"PICTURE"), (b"Exif", b"MARKGPS")]
+    small, _ = _heif(b"heic", items)
+    meta_size = struct.unpack(">I", small[small.index(b"meta") - 4 : small.index(b"meta")])[0]
+    fits, _ = _heif(b"heic", items, meta_padding=(1 << 20) - meta_size - 8)
+    assert struct.unpack(">I", fits[fits.index(b"meta") - 4 : fits.index(b"meta")])[0] == 1 << 20
+    out, cleaner = _clean(fits, 65536)
+    assert cleaner.verdict == CLEANED and b"MARK" not in out
+    too_big, _ = _heif(b"heic", items, meta_padding=(1 << 20) - meta_size - 8 + 1)
+    out, cleaner = _clean(too_big, 65536)
+    assert cleaner.verdict == AS_SENT and out == too_big

@@ -513,3 +513,15 @@ def test_cleaner_heif_meta_box_up_to_one_mebibyte():
     too_big, _ = _heif(b"heic", items, meta_padding=(1 << 20) - meta_size - 8 + 1)
     out, cleaner = _clean(too_big, 65536)
     assert cleaner.verdict == AS_SENT and out == too_big
+
+
+def test_cleaner_png_cut_right_after_a_chunk_header_leaves_that_chunk_out():
+    """The walker decides on a chunk from its 8-byte header alone: a file cut right after
+    a text chunk's header is stored as sent from there, without that header."""
+    from tests.photo_craft import png_chunk
+
+    plain = _plain_png()
+    data = plain[:33] + png_chunk(b"tEXt", b"Author\x00MARK")[:8]
+    for step in (1, 8, 10**9):
+        out, cleaner = _clean(data, step)
+        assert cleaner.verdict == AS_SENT and out == plain[:33]

@@ -487,3 +487,41 @@ def test_cleaning_webp_reserved_vp8x_flags_pass_as_they_are():
     cleaned, verdict = clean_every_way(bytes(original))
     assert verdict == CLEANED and cleaned[20] == original[20] & ~0x0C
     assert cleaned == _webp_cleaned_by_hand(bytes(original))
+
+
+@pytest.mark.parametrize("tail", [b"M", b"MARK-TRAILER" * 10])
+def test_cleaning_webp_bytes_after_the_riff_body_are_zeroed_even_one(tail):
+    webp = _webp(lossless=True, frames=1)
+    cleaned, verdict = clean_every_way(webp + tail)
+    assert verdict == CLEANED and cleaned == _webp_cleaned_by_hand(webp) + bytes(len(tail))
+
+
+def test_cleaning_webp_cut_between_two_chunks_is_stored_as_sent():
+    webp = _webp(lossless=True, frames=1)
+    chunks = list(_webp_chunks(webp, 12, len(webp)))
+    cut = webp[: chunks[-1][0]]  # just before the XMP chunk: the RIFF size says more follows
+    cleaned, verdict = clean_every_way(cut)
+    assert verdict == AS_SENT and cleaned == _webp_cleaned_by_hand(webp)[: len(cut)]
+
+
+def test_cleaning_webp_without_a_picture_is_stored_as_sent():
+    """A RIFF body without VP8 or VP8L: its sizes cannot be trusted to be a WebP's."""
+    exif = b"EXIF" + struct.pack("<I", 8) + b"MARKGPS!"
+    data = b"RIFF" + struct.pack("<I", 4 + len(exif)) + b"WEBP" + exif
+    cleaned, verdict = clean_every_way(data)
+    assert verdict == AS_SENT and cleaned == _webp_cleaned_by_hand(data)
+
+
+def test_cleaning_says_which_format_it_cleaned():
+    """The format is kept with the file (FileMeta.cleaned) and shown to officers."""
+    from whistle.cleaning import MetadataCleaner
+
+    for data, kind in [
+        (craft.phone_jpeg(), "jpeg"),
+        (png_phone(), "png"),
+        (_webp(lossless=True, frames=1), "webp"),
+    ]:
+        cleaner = MetadataCleaner()
+        cleaner.feed(data)
+        cleaner.close()
+        assert cleaner.kind == kind and cleaner.cleaned == kind

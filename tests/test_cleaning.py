@@ -449,11 +449,13 @@ HEIF_PICTURE_TYPES = [b"hvc1", b"hvt1", b"lhv1", b"av01", b"avc1", b"vvc1", b"jp
                       b"iden", b"iovl", b"tmap", b"mski"]  # fmt: skip
 
 
-def _heif(brand: bytes, items: list[tuple[bytes, bytes]], meta_padding: int = 0) -> tuple[bytes, list[int]]:
+def _heif(
+    brand: bytes, items: list[tuple[bytes, bytes]], meta_padding: int = 0, meta_extra: bytes = b"", top_extra: bytes = b""
+) -> tuple[bytes, list[int]]:
     """A HEIF file built box by box: ftyp with `brand`, a meta box (hdlr naming the
     writing software, pitm, iinf, iloc, dinf, grpl, and a free box of `meta_padding`
-    bytes), then mdat with each item's data. Returns the file and where each item's data
-    lies in it."""
+    bytes, then `meta_extra`), `top_extra`, then mdat with each item's data. Returns the
+    file and where each item's data lies in it."""
     hdlr = _full_box(b"hdlr", 0, bytes(4) + b"pict" + bytes(12) + b"MARKSOFTWARE\x00")
     pitm = _full_box(b"pitm", 0, struct.pack(">H", 1))
     infes = b"".join(_full_box(b"infe", 2, struct.pack(">HH", n + 1, 0) + kind + b"\x00") for n, (kind, _) in enumerate(items))
@@ -466,15 +468,15 @@ def _heif(brand: bytes, items: list[tuple[bytes, bytes]], meta_padding: int = 0)
         iloc = struct.pack(">BBH", 0x44, 0x00, len(items))
         for n, ((_, data), offset) in enumerate(zip(items, offsets)):
             iloc += struct.pack(">HHHII", n + 1, 0, 1, offset, len(data))
-        return _full_box(b"meta", 0, hdlr + pitm + iinf + _full_box(b"iloc", 0, iloc) + dinf + grpl + padding)
+        return _full_box(b"meta", 0, hdlr + pitm + iinf + _full_box(b"iloc", 0, iloc) + dinf + grpl + padding + meta_extra)
 
     ftyp = _box(b"ftyp", brand + bytes(4) + brand + b"mif1")
-    start = len(ftyp) + len(meta([0] * len(items))) + 8
+    start = len(ftyp) + len(meta([0] * len(items))) + len(top_extra) + 8
     offsets, at = [], start
     for _, data in items:
         offsets.append(at)
         at += len(data)
-    return ftyp + meta(offsets) + _box(b"mdat", b"".join(data for _, data in items)), offsets
+    return ftyp + meta(offsets) + top_extra + _box(b"mdat", b"".join(data for _, data in items)), offsets
 
 
 @pytest.mark.parametrize("brand", [b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"mif2",
@@ -525,3 +527,38 @@ def test_cleaner_png_cut_right_after_a_chunk_header_leaves_that_chunk_out():
     for step in (1, 8, 10**9):
         out, cleaner = _clean(data, step)
         assert cleaner.verdict == AS_SENT and out == plain[:33]
+
+
+HEIF_DESCRIPTIVE_BOXES = [b"free", b"skip", b"uuid", b"udta", b"xml ", b"bxml"]
+HEIF_DESCRIPTIVE_PROPERTIES = [b"udes", b"crtt", b"mdft", b"cmin", b"cmex", b"uuid"]
+
+
+@pytest.mark.parametrize("where", ["meta", "top"])
+@pytest.mark.parametrize("kind", HEIF_DESCRIPTIVE_BOXES)
+def test_cleaner_heif_descriptive_boxes_become_free_boxes_of_zeros(kind, where):
+    """XML, user data, vendor (uuid) and filler boxes, in the meta box or at the top level,
+    only describe: each becomes a free box of zeros of the same size."""
+    box = _box(kind, b"MARK-" + kind + b"-data")
+    items = [(b"hvc1", b"PICTURE"), (b"Exif", b"MARKGPS")]
+    data, offsets = _heif(b"heic", items, **{f"{where}_extra": box})
+    out, cleaner = _clean(data, 7)
+    assert cleaner.verdict == CLEANED and b"MARK" not in out and len(out) == len(data)
+    at = data.index(box)
+    assert out[at : at + len(box)] == box[:4] + b"free" + bytes(len(box) - 8)
+    assert out[offsets[0] : offsets[0] + 7] == b"PICTURE"
+
+
+@pytest.mark.parametrize("kind", HEIF_DESCRIPTIVE_PROPERTIES)
+def test_cleaner_heif_descriptive_properties_become_free_boxes_of_zeros(kind):
+    """Item properties that describe (text, creation and modification times, camera
+    calibration, vendor ones) are blanked; those that decode (here the size, ispe) are kept."""
+    prop = _box(kind, b"MARK-" + kind + b"-property")
+    ispe = _full_box(b"ispe", 0, struct.pack(">II", 64, 48))
+    iprp = _box(b"iprp", _box(b"ipco", ispe + prop) + _full_box(b"ipma", 0, struct.pack(">IHBBB", 1, 1, 2, 0x81, 0x02)))
+    items = [(b"hvc1", b"PICTURE")]
+    data, offsets = _heif(b"heic", items, meta_extra=iprp)
+    out, cleaner = _clean(data, 7)
+    assert cleaner.verdict == CLEANED and b"MARK" not in out and len(out) == len(data)
+    at = data.index(prop)
+    assert out[at : at + len(prop)] == prop[:4] + b"free" + bytes(len(prop) - 8)
+    assert ispe in out and out.replace(out[at : at + len(prop)], prop) == data.replace(b"MARKSOFTWARE", bytes(12))

@@ -562,3 +562,26 @@ def test_cleaner_heif_descriptive_properties_become_free_boxes_of_zeros(kind):
     at = data.index(prop)
     assert out[at : at + len(prop)] == prop[:4] + b"free" + bytes(len(prop) - 8)
     assert ispe in out and out.replace(out[at : at + len(prop)], prop) == data.replace(b"MARKSOFTWARE", bytes(12))
+
+
+def test_cleaner_heif_mdat_running_to_the_end_of_the_file():
+    """A last mdat box of size 0 runs to the end of the file: walked, and the file ends
+    where it may."""
+    items = [(b"hvc1", b"PICTURE"), (b"Exif", b"MARKGPS")]
+    data, offsets = _heif(b"heic", items)
+    mdat = data.rindex(b"mdat") - 4
+    data = data[:mdat] + bytes(4) + data[mdat + 4 :]
+    out, cleaner = _clean(data, 7)
+    assert cleaner.verdict == CLEANED and b"MARK" not in out
+    assert out[offsets[0] : offsets[0] + 7] == b"PICTURE" and out[mdat:] == bytes(4) + b"mdatPICTURE" + bytes(7)
+
+
+def test_cleaner_heif_metadata_item_past_the_end_of_the_file_is_stored_as_sent():
+    """An Exif item whose data iloc places after the end of the file: the walk cannot
+    have zeroed it, so the verdict is not "cleaned"."""
+    items = [(b"hvc1", b"PICTURE"), (b"Exif", b"MARKGPS")]
+    data, offsets = _heif(b"heic", items)
+    mdat = data.rindex(b"mdat") - 4
+    data = data[:mdat] + struct.pack(">I", 8 + 7) + data[mdat + 4 : offsets[1]]
+    out, cleaner = _clean(data, 7)
+    assert cleaner.verdict == AS_SENT and len(out) == len(data)

@@ -585,3 +585,36 @@ def test_cleaner_heif_metadata_item_past_the_end_of_the_file_is_stored_as_sent()
     data = data[:mdat] + struct.pack(">I", 8 + 7) + data[mdat + 4 : offsets[1]]
     out, cleaner = _clean(data, 7)
     assert cleaner.verdict == AS_SENT and len(out) == len(data)
+
+
+@pytest.mark.parametrize("step", [1, 7, 10**9])
+def test_cleaner_heif_box_with_a_64_bit_size(step):
+    """A box whose size is 1 has its real size in the 8 bytes after its type: walked (here
+    a skip box, blanked with its 16-byte header kept)."""
+    payload = b"MARK-large-box-data"
+    large = struct.pack(">I", 1) + b"skip" + struct.pack(">Q", 16 + len(payload)) + payload
+    items = [(b"hvc1", b"PICTURE"), (b"Exif", b"MARKGPS")]
+    data, offsets = _heif(b"heic", items, top_extra=large)
+    out, cleaner = _clean(data, step)
+    assert cleaner.verdict == CLEANED and b"MARK" not in out
+    at = data.index(large)
+    assert out[at : at + len(large)] == large[:4] + b"free" + large[8:16] + bytes(len(payload))
+    assert out[offsets[0] : offsets[0] + 7] == b"PICTURE"
+
+
+def test_cleaner_heif_ending_with_an_empty_box():
+    items = [(b"hvc1", b"PICTURE"), (b"Exif", b"MARKGPS")]
+    data, offsets = _heif(b"heic", items)
+    data += _box(b"free", b"")
+    out, cleaner = _clean(data, 7)
+    assert cleaner.verdict == CLEANED and out.endswith(b"PICTURE" + bytes(7) + _box(b"free", b""))
+
+
+def test_cleaner_walks_20000_heif_boxes_and_gives_up_after():
+    items = [(b"hvc1", b"PICTURE"), (b"Exif", b"MARKGPS")]
+    data, _ = _heif(b"heic", items, top_extra=_box(b"free", b"") * (20_000 - 3))  # with ftyp, meta, mdat
+    out, cleaner = _clean(data, 65536)
+    assert cleaner.verdict == CLEANED and b"MARK" not in out
+    data, _ = _heif(b"heic", items, top_extra=_box(b"free", b"") * (20_000 - 2))
+    out, cleaner = _clean(data, 65536)
+    assert cleaner.verdict == AS_SENT and out.endswith(b"PICTUREMARKGPS")

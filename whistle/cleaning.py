@@ -605,7 +605,8 @@ class _Heif(_Walker):
             raise _Doubt  # e.g. moov, the tracks of an image sequence
         self._changed |= kind != b"free"
         out += buf[i : i + 4] + b"free" + buf[i + 8 : i + header]
-        self._zero_ranges = _merged([*self._zero_ranges, (at + header, at + size)])
+        if size > header:  # an empty range would never be passed, and would lie over the next header
+            self._zero_ranges = _merged([*self._zero_ranges, (at + header, at + size)])
         self._copy = size - header
         return i + header
 

@@ -618,3 +618,107 @@ def test_cleaner_walks_20000_heif_boxes_and_gives_up_after():
     data, _ = _heif(b"heic", items, top_extra=_box(b"free", b"") * (20_000 - 2))
     out, cleaner = _clean(data, 65536)
     assert cleaner.verdict == AS_SENT and out.endswith(b"PICTUREMARKGPS")
+
+
+def _heif_variant(
+    *, iloc_version: int, sizes: tuple[int, int, int, int], id_width: int, in_idat: bool, cleaned: bool, brand=b"heic"
+) -> bytes:
+    """A HEIF file with a picture item (hvc1), a second picture (grid), an Exif item and an
+    XMP (mime) item, in the layout the arguments choose: iloc version, its (offset, length,
+    base offset, index) field sizes, 2- or 4-byte item ids (iinf, infe, iref versions), the
+    Exif data in mdat or in the meta box's idat. With `cleaned`, the file as the cleaner
+    must make it, worked out here: the metadata items' data, names and content types
+    zeroed and their type made `free`, their `cdsc` references made `free`, the writing
+    software's name zeroed, descriptive properties made free boxes of zeros."""
+    offset_size, length_size, base_size, index_size = sizes
+    picture, grid = b"PICTURE-DATA", b"GRID-DATA"
+    exif, xmp = b"\x00\x00\x00\x00Exif\x00\x00MARKGPS", b"<x:xmpmeta>MARKXMP</x:xmpmeta>"
+    meta_items = {3: exif, 4: xmp}
+
+    def u(width: int, value: int) -> bytes:
+        return value.to_bytes(width, "big")
+
+    name = bytes(13) if cleaned else b"MARKSOFTWARE\x00"
+    hdlr = _full_box(b"hdlr", 0, bytes(4) + b"pict" + bytes(12) + name)
+    pitm = _full_box(b"pitm", 0 if id_width == 2 else 1, u(id_width, 1))
+    infe_version = 2 if id_width == 2 else 3
+
+    def infe(item: int, kind: bytes, rest: bytes) -> bytes:
+        if cleaned and item in meta_items:
+            kind, rest = b"free", bytes(len(rest))
+        return _full_box(b"infe", infe_version, u(id_width, item) + u(2, 0) + kind + rest)
+
+    infes = infe(1, b"hvc1", b"\x00") + infe(2, b"grid", b"\x00") + infe(3, b"Exif", b"MARKEXIF\x00")
+    infes += infe(4, b"mime", b"MARKXMPNAME\x00application/rdf+xml\x00\x00")
+    iinf = _full_box(b"iinf", 0 if id_width == 2 else 1, u(id_width, 4) + infes)
+    refs = [(b"cdsc", 3, [1]), (b"cdsc", 4, [1]), (b"dimg", 2, [1])]
+    iref = _full_box(
+        b"iref",
+        0 if id_width == 2 else 1,
+        b"".join(
+            _box(b"free" if cleaned and src in meta_items else kind, u(id_width, src) + u(2, len(to)) + b"".join(u(id_width, t) for t in to))
+            for kind, src, to in refs
+        ),
+    )
+    udes = _full_box(b"udes", 0, b"en\x00MARKTITLE\x00\x00\x00")
+    if cleaned:
+        udes = udes[:4] + b"free" + bytes(len(udes) - 8)
+    ispe = _full_box(b"ispe", 0, struct.pack(">II", 64, 48))
+    iprp = _box(b"iprp", _box(b"ipco", ispe + udes) + _full_box(b"ipma", 0, struct.pack(">IHBBB", 1, 1, 2, 0x81, 0x02)))
+    idat_payload = (bytes(len(exif)) if cleaned else exif) if in_idat else b""
+    idat = _box(b"idat", b"IDAT" + idat_payload) if in_idat else b""
+
+    def iloc(file_offsets: dict[int, int]) -> bytes:
+        body = bytes([offset_size << 4 | length_size, base_size << 4 | (index_size if iloc_version else 0)])
+        body += u(4 if iloc_version == 2 else 2, 4)
+        for item, data in ((1, picture), (2, grid), (3, exif), (4, xmp)):
+            method = 1 if item == 3 and in_idat else 0
+            body += u(4 if iloc_version == 2 else 2, item)
+            if iloc_version:
+                body += u(2, method)
+            body += u(2, 0)  # data in this file
+            target = 4 if method else file_offsets[item]  # in idat: after its 4-byte prefix
+            base = target // 2 if base_size else 0
+            body += u(base_size, base)
+            pieces = [(target - base, len(data))] if item != 1 else [(target - base, 5), (target - base + 5, len(data) - 5)]
+            body += u(2, len(pieces))
+            for offset, length in pieces:
+                body += u(index_size, 0) if iloc_version and index_size else b""
+                body += u(offset_size, offset) + u(length_size, length)
+        return _full_box(b"iloc", iloc_version, body)
+
+    ftyp = _box(b"ftyp", brand + bytes(4) + brand + b"mif1")
+
+    def meta(file_offsets: dict[int, int]) -> bytes:
+        return _full_box(b"meta", 0, hdlr + pitm + iloc(file_offsets) + iinf + iref + iprp + idat)
+
+    in_mdat = [(1, picture), (2, grid), (4, xmp)] + ([] if in_idat else [(3, exif)])
+    at = len(ftyp) + len(meta(dict.fromkeys(range(1, 5), 0))) + 8
+    offsets = {}
+    for item, data in in_mdat:
+        offsets[item] = at
+        at += len(data)
+    mdat = b"".join((bytes(len(d)) if cleaned and item in meta_items else d) for item, d in in_mdat)
+    return ftyp + meta(offsets) + _box(b"mdat", mdat)
+
+
+HEIF_LAYOUTS = [
+    dict(iloc_version=0, sizes=(4, 4, 0, 0), id_width=2, in_idat=False),
+    dict(iloc_version=1, sizes=(4, 4, 4, 0), id_width=2, in_idat=True),
+    dict(iloc_version=1, sizes=(8, 8, 8, 4), id_width=2, in_idat=False),
+    dict(iloc_version=2, sizes=(4, 8, 0, 8), id_width=4, in_idat=True),
+    dict(iloc_version=2, sizes=(8, 4, 4, 4), id_width=4, in_idat=False),
+]
+
+
+@pytest.mark.parametrize("layout", HEIF_LAYOUTS, ids=lambda d: "v{iloc_version}-{sizes}-id{id_width}-idat{in_idat}".format(**d))
+def test_cleaner_heif_every_item_layout_cleaned_to_the_exact_byte(layout):
+    """iloc versions 0, 1 and 2 with every field size, base offsets, extent indexes, items
+    in several extents, 2- and 4-byte item ids, metadata in mdat or in idat: the output is
+    exactly the file worked out by hand (see _heif_variant)."""
+    data = _heif_variant(**layout, cleaned=False)
+    expected = _heif_variant(**layout, cleaned=True)
+    assert len(data) == len(expected)
+    for step in (1, 7, 10**9):
+        out, cleaner = _clean(data, step)
+        assert cleaner.verdict == CLEANED and out == expected

@@ -722,3 +722,14 @@ def test_cleaner_heif_every_item_layout_cleaned_to_the_exact_byte(layout):
     for step in (1, 7, 10**9):
         out, cleaner = _clean(data, step)
         assert cleaner.verdict == CLEANED and out == expected
+
+
+def test_cleaner_heif_meta_box_arriving_in_two_pieces_is_waited_for_whole():
+    layout = HEIF_LAYOUTS[0]
+    data, expected = _heif_variant(**layout, cleaned=False), _heif_variant(**layout, cleaned=True)
+    meta = data.index(b"meta") - 4
+    end = meta + struct.unpack(">I", data[meta : meta + 4])[0]
+    for cut in (meta + 1, meta + 8, meta + 9, end - 30, end - 1, end):
+        cleaner = MetadataCleaner()
+        out = cleaner.feed(data[:cut]) + cleaner.feed(data[cut:]) + cleaner.close()
+        assert cleaner.verdict == CLEANED and out == expected

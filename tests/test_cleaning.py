@@ -733,3 +733,21 @@ def test_cleaner_heif_meta_box_arriving_in_two_pieces_is_waited_for_whole():
         cleaner = MetadataCleaner()
         out = cleaner.feed(data[:cut]) + cleaner.feed(data[cut:]) + cleaner.close()
         assert cleaner.verdict == CLEANED and out == expected
+
+
+def test_cleaner_heif_64_bit_box_header_split_anywhere():
+    payload = b"MARK-large"
+    large = struct.pack(">I", 1) + b"skip" + struct.pack(">Q", 16 + len(payload)) + payload
+    empty_large = struct.pack(">I", 1) + b"free" + struct.pack(">Q", 16)
+    items = [(b"hvc1", b"PICTURE"), (b"Exif", b"MARKGPS")]
+    data, offsets = _heif(b"heic", items, top_extra=large)
+    data += empty_large  # a last box that is only its 16-byte header
+    at = data.index(large)
+    expected = _clean(data, 10**9)[0]
+    assert b"MARK" not in expected and expected.endswith(empty_large)
+    for cut in [*range(at, at + 17), *range(len(data) - 16, len(data))]:
+        cleaner = MetadataCleaner()
+        out = cleaner.feed(data[:cut]) + cleaner.feed(data[cut:]) + cleaner.close()
+        assert cleaner.verdict == CLEANED and out == expected
+    out, cleaner = _clean(data, 1)
+    assert cleaner.verdict == CLEANED and out == expected

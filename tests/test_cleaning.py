@@ -751,3 +751,21 @@ def test_cleaner_heif_64_bit_box_header_split_anywhere():
         assert cleaner.verdict == CLEANED and out == expected
     out, cleaner = _clean(data, 1)
     assert cleaner.verdict == CLEANED and out == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"RIFF" + struct.pack("<I", 28) + b"WAVE" + b"LIST" + struct.pack("<I", 16) + b"INFOIART" + struct.pack("<I", 4) + b"MARK",
+        b"RIFX" + struct.pack("<I", 20) + b"WEBP" + b"EXIF" + struct.pack("<I", 8) + b"MARKGPS!",
+        b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isommp41" + b"\x00\x00\x00\x10udtaMARKMARK",
+        b"\x00\x00\x00\x18fytpheic\x00\x00\x00\x00heicmif1" + b"\x00\x00\x00\x10udtaMARKMARK",
+    ],
+    ids=["riff-wave", "webp-not-riff", "mp4", "heic-brand-without-ftyp"],
+)
+def test_cleaner_other_riff_and_iso_files_are_not_taken_for_photos(data):
+    """Audio and video in RIFF or ISO media containers are not photos: they pass byte for
+    byte, with no format named (a WebP walker would turn a WAVE's LIST chunk into JUNK)."""
+    for step in (1, 10**9):
+        out, cleaner = _clean(data, step)
+        assert out == data and cleaner.kind is None and cleaner.verdict == AS_SENT

@@ -450,13 +450,18 @@ HEIF_PICTURE_TYPES = [b"hvc1", b"hvt1", b"lhv1", b"av01", b"avc1", b"vvc1", b"jp
 
 
 def _heif(
-    brand: bytes, items: list[tuple[bytes, bytes]], meta_padding: int = 0, meta_extra: bytes = b"", top_extra: bytes = b""
+    brand: bytes,
+    items: list[tuple[bytes, bytes]],
+    meta_padding: int = 0,
+    meta_extra: bytes = b"",
+    top_extra: bytes = b"",
+    software: bytes = b"MARKSOFTWARE\x00",
 ) -> tuple[bytes, list[int]]:
     """A HEIF file built box by box: ftyp with `brand`, a meta box (hdlr naming the
     writing software, pitm, iinf, iloc, dinf, grpl, and a free box of `meta_padding`
     bytes, then `meta_extra`), `top_extra`, then mdat with each item's data. Returns the
     file and where each item's data lies in it."""
-    hdlr = _full_box(b"hdlr", 0, bytes(4) + b"pict" + bytes(12) + b"MARKSOFTWARE\x00")
+    hdlr = _full_box(b"hdlr", 0, bytes(4) + b"pict" + bytes(12) + software)
     pitm = _full_box(b"pitm", 0, struct.pack(">H", 1))
     infes = b"".join(_full_box(b"infe", 2, struct.pack(">HH", n + 1, 0) + kind + b"\x00") for n, (kind, _) in enumerate(items))
     iinf = _full_box(b"iinf", 0, struct.pack(">H", len(items)) + infes)
@@ -564,14 +569,15 @@ def test_cleaner_heif_descriptive_properties_become_free_boxes_of_zeros(kind):
     assert ispe in out and out.replace(out[at : at + len(prop)], prop) == data.replace(b"MARKSOFTWARE", bytes(12))
 
 
-def test_cleaner_heif_mdat_running_to_the_end_of_the_file():
+@pytest.mark.parametrize("step", [1, 7, 10**9])
+def test_cleaner_heif_mdat_running_to_the_end_of_the_file(step):
     """A last mdat box of size 0 runs to the end of the file: walked, and the file ends
     where it may."""
     items = [(b"hvc1", b"PICTURE"), (b"Exif", b"MARKGPS")]
     data, offsets = _heif(b"heic", items)
     mdat = data.rindex(b"mdat") - 4
     data = data[:mdat] + bytes(4) + data[mdat + 4 :]
-    out, cleaner = _clean(data, 7)
+    out, cleaner = _clean(data, step)
     assert cleaner.verdict == CLEANED and b"MARK" not in out
     assert out[offsets[0] : offsets[0] + 7] == b"PICTURE" and out[mdat:] == bytes(4) + b"mdatPICTURE" + bytes(7)
 
@@ -769,3 +775,43 @@ def test_cleaner_other_riff_and_iso_files_are_not_taken_for_photos(data):
     for step in (1, 10**9):
         out, cleaner = _clean(data, step)
         assert out == data and cleaner.kind is None and cleaner.verdict == AS_SENT
+
+
+@pytest.mark.parametrize("kind, verdict", [(b"free", NOTHING_FOUND), (b"skip", CLEANED)])
+def test_cleaner_heif_blank_free_box_is_nothing_found_but_a_skip_box_is_renamed(kind, verdict):
+    """A top-level free box of zeros is already what the cleaner makes: nothing found. A
+    skip box of zeros becomes a free box: that is a change."""
+    data, _ = _heif(b"heic", [(b"hvc1", b"PICTURE")], top_extra=_box(kind, bytes(16)), software=b"\x00")
+    out, cleaner = _clean(data, 7)
+    assert cleaner.verdict == verdict and out == data.replace(_box(kind, bytes(16)), _box(b"free", bytes(16)))
+
+
+def _heif_exif_at(where: str) -> bytes:
+    """A HEIF file whose Exif item's data iloc places over the mdat box's header."""
+    items = [(b"hvc1", b"PICTURE"), (b"Exif", b"MARKGPSX")]
+    data, offsets = _heif(b"heic", items)
+    mdat = data.rindex(b"mdat") - 4
+    return data.replace(struct.pack(">II", offsets[1], 8), struct.pack(">II", mdat, 8), 1)
+
+
+def _heif_meta_with_trailing_bytes() -> bytes:
+    data, _ = _heif(b"heic", [(b"hvc1", b"PICTURE")], meta_extra=b"\x00\x00\x00")
+    return data
+
+
+def _heif_huge_64_bit_size() -> bytes:
+    large = struct.pack(">I", 1) + b"skip" + struct.pack(">Q", (1 << 56) + 16 + 4) + b"MARK"
+    data, _ = _heif(b"heic", [(b"hvc1", b"PICTURE")], top_extra=large)
+    return data
+
+
+@pytest.mark.parametrize("make", [_heif_exif_at, _heif_meta_with_trailing_bytes, _heif_huge_64_bit_size])
+def test_cleaner_heif_not_understood_is_not_called_cleaned(make):
+    """Metadata placed over a box header, a meta box ending in a fragment of a box, a box
+    claiming more than 2**56 bytes: not "cleaned", and box headers left as they were."""
+    data = make("mdat") if make is _heif_exif_at else make()
+    for step in (1, 7, 10**9):
+        out, cleaner = _clean(data, step)
+        assert cleaner.verdict == AS_SENT and len(out) == len(data)
+        mdat = data.rindex(b"mdat") - 4
+        assert out[mdat : mdat + 8] == data[mdat : mdat + 8] or make is _heif_huge_64_bit_size

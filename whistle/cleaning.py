@@ -586,6 +586,7 @@ class _Heif(_Walker):
             if kind != b"mdat":
                 raise _Doubt
             self._state = "rest"
+            self._need = 1  # the last bytes, however few, are walked (and zeroed if need be)
             self._copy = len(buf) - i
             return i
         if size < header:

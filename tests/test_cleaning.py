@@ -815,3 +815,72 @@ def test_cleaner_heif_not_understood_is_not_called_cleaned(make):
         assert cleaner.verdict == AS_SENT and len(out) == len(data)
         mdat = data.rindex(b"mdat") - 4
         assert out[mdat : mdat + 8] == data[mdat : mdat + 8] or make is _heif_huge_64_bit_size
+
+
+def _patched(layout: int, find: bytes, new: bytes, after: bytes = b"", cleaned: bool = False) -> bytes:
+    """A _heif_variant file with the first `find` (after the first `after`) replaced by
+    `new` of the same length."""
+    data = _heif_variant(**HEIF_LAYOUTS[layout], cleaned=cleaned)
+    at = data.index(find, data.index(after) if after else 0)
+    assert len(new) == len(find)
+    return data[:at] + new + data[at + len(find) :]
+
+
+def _iloc_item_one(layout: int) -> int:
+    data = _heif_variant(**HEIF_LAYOUTS[layout], cleaned=False)
+    return data.index(b"iloc") + 4 + 4 + 2 + (4 if HEIF_LAYOUTS[layout]["iloc_version"] == 2 else 2)
+
+
+def _with_byte(data: bytes, at: int, value: int) -> bytes:
+    return data[:at] + bytes([value]) + data[at + 1 :]
+
+
+def _v0_extent(item_offset_of: str) -> bytes:
+    """Layout 0 with the Exif item's single extent (offset, length) changed."""
+    data = _heif_variant(**HEIF_LAYOUTS[0], cleaned=False)
+    exif_at = data.index(b"\x00\x00\x00\x00Exif\x00\x00MARKGPS")
+    picture_at = data.index(b"PICTURE-DATA")
+    new = {
+        "empty": struct.pack(">II", exif_at, 0),
+        "in ftyp": struct.pack(">II", 8, 8),
+        "over the picture": struct.pack(">II", picture_at + 2, 8),
+    }[item_offset_of]
+    old = struct.pack(">II", exif_at, 17)
+    assert data.count(old) == 1
+    return data.replace(old, new, 1)
+
+
+HEIF_MALFORMED = {
+    "meta version 1": lambda: _with_byte(_heif_variant(**HEIF_LAYOUTS[0], cleaned=False), _heif_variant(**HEIF_LAYOUTS[0], cleaned=False).index(b"meta") + 4, 1),
+    "two iinf": lambda: _patched(0, b"pitm", b"iinf"),
+    "no hdlr": lambda: _patched(0, b"hdlr", b"free"),
+    "no iinf": lambda: _patched(0, b"iinf", b"free"),
+    "no iloc": lambda: _patched(0, b"iloc", b"free"),
+    "iloc version 3": lambda: _with_byte(_heif_variant(**HEIF_LAYOUTS[0], cleaned=False), _heif_variant(**HEIF_LAYOUTS[0], cleaned=False).index(b"iloc") + 4, 3),
+    "construction method 2": lambda: _with_byte(_heif_variant(**HEIF_LAYOUTS[1], cleaned=False), _iloc_item_one(1) + 3, 2),
+    "data in another file": lambda: _with_byte(_heif_variant(**HEIF_LAYOUTS[1], cleaned=False), _iloc_item_one(1) + 5, 1),
+    "infe version 1": lambda: _patched(0, b"\x02\x00\x00\x00\x00\x03", b"\x01\x00\x00\x00\x00\x03"),
+    "metadata of length 0": lambda: _v0_extent("empty"),
+    "metadata in ftyp": lambda: _v0_extent("in ftyp"),
+    "metadata over the picture": lambda: _v0_extent("over the picture"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("make", HEIF_MALFORMED.values(), ids=HEIF_MALFORMED.keys())
+def test_cleaner_heif_meta_not_understood_is_stored_as_sent(make):
+    data = make()
+    for step in (7, 10**9):
+        out, cleaner = _clean(data, step)
+        assert cleaner.verdict == AS_SENT and out == data
+
+
+def test_cleaner_heif_meta_flags_and_free_boxes_in_meta_are_accepted():
+    """The meta box's flags are not looked at; several free boxes in it are fine."""
+    flagged = _heif_variant(**HEIF_LAYOUTS[0], cleaned=False)
+    expected = _heif_variant(**HEIF_LAYOUTS[0], cleaned=True)
+    meta = flagged.index(b"meta") + 4
+    out, cleaner = _clean(_with_byte(flagged, meta + 3, 1), 7)
+    assert cleaner.verdict == CLEANED and out == _with_byte(expected, meta + 3, 1)
+    two_free = _patched(0, b"pitm", b"free")
+    out, cleaner = _clean(two_free, 7)
+    assert cleaner.verdict == CLEANED and b"MARK" not in out

@@ -456,6 +456,7 @@ def _heif(
     meta_extra: bytes = b"",
     top_extra: bytes = b"",
     software: bytes = b"MARKSOFTWARE\x00",
+    infe_name: bytes = b"\x00",
 ) -> tuple[bytes, list[int]]:
     """A HEIF file built box by box: ftyp with `brand`, a meta box (hdlr naming the
     writing software, pitm, iinf, iloc, dinf, grpl, and a free box of `meta_padding`
@@ -463,7 +464,7 @@ def _heif(
     file and where each item's data lies in it."""
     hdlr = _full_box(b"hdlr", 0, bytes(4) + b"pict" + bytes(12) + software)
     pitm = _full_box(b"pitm", 0, struct.pack(">H", 1))
-    infes = b"".join(_full_box(b"infe", 2, struct.pack(">HH", n + 1, 0) + kind + b"\x00") for n, (kind, _) in enumerate(items))
+    infes = b"".join(_full_box(b"infe", 2, struct.pack(">HH", n + 1, 0) + kind + infe_name) for n, (kind, _) in enumerate(items))
     iinf = _full_box(b"iinf", 0, struct.pack(">H", len(items)) + infes)
     dinf = _box(b"dinf", _full_box(b"dref", 0, struct.pack(">I", 1) + _full_box(b"url ", 0, b"")[:8] + b"\x00\x00\x00\x01"))
     grpl = _box(b"grpl", b"")
@@ -884,3 +885,30 @@ def test_cleaner_heif_meta_flags_and_free_boxes_in_meta_are_accepted():
     two_free = _patched(0, b"pitm", b"free")
     out, cleaner = _clean(two_free, 7)
     assert cleaner.verdict == CLEANED and b"MARK" not in out
+
+
+@pytest.mark.parametrize(
+    "change, verdict",
+    [
+        ({}, NOTHING_FOUND),
+        ({"meta_extra": _box(b"free", b"MARK")}, CLEANED),  # a free box in meta with something in it
+        ({"software": b"MARKSOFT\x00"}, CLEANED),  # only the writing software's name
+        ({"software": b""}, NOTHING_FOUND),  # a handler box without a name
+        ({"infe_name": b""}, NOTHING_FOUND),  # item entries without names
+    ],
+)
+def test_cleaner_heif_verdict_says_whether_anything_was_changed(change, verdict):
+    data, _ = _heif(b"heic", [(b"hvc1", b"PICTURE")], **{"software": b"\x00", **change})
+    out, cleaner = _clean(data, 7)
+    assert cleaner.verdict == verdict and b"MARK" not in out and len(out) == len(data)
+
+
+@pytest.mark.parametrize("reference, verdict", [(struct.pack(">H", 2), CLEANED), (b"\x02", AS_SENT)])
+def test_cleaner_heif_shortest_reference_entry(reference, verdict):
+    """A reference entry holds at least its source item id (2 bytes in iref version 0)."""
+    iref = _full_box(b"iref", 0, _box(b"cdsc", reference))
+    data, _ = _heif(b"heic", [(b"hvc1", b"PICTURE"), (b"Exif", b"MARKGPS")], meta_extra=iref)
+    out, cleaner = _clean(data, 7)
+    assert cleaner.verdict == verdict
+    if verdict == CLEANED:
+        assert _box(b"free", reference) in out and b"MARK" not in out

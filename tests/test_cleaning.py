@@ -912,3 +912,25 @@ def test_cleaner_heif_shortest_reference_entry(reference, verdict):
     assert cleaner.verdict == verdict
     if verdict == CLEANED:
         assert _box(b"free", reference) in out and b"MARK" not in out
+
+
+@pytest.mark.parametrize(
+    "extra, verdict",
+    [
+        (struct.pack(">I", 1) + b"free" + struct.pack(">Q", 20) + b"MARK", CLEANED),  # a 64-bit size
+        (struct.pack(">I", 0) + b"free" + b"MARK-to-the-end", CLEANED),  # size 0: to the end of meta
+        (struct.pack(">I", 40) + b"free" + b"MARK", AS_SENT),  # past the end of meta
+        (struct.pack(">I", 1) + b"free" + struct.pack(">Q", 12) + b"MARK", AS_SENT),  # smaller than its header
+        (b"\x00\x00\x00", AS_SENT),  # a fragment of a box header
+    ],
+    ids=["64-bit", "size-0", "past-the-end", "smaller-than-header", "fragment"],
+)
+def test_cleaner_heif_boxes_inside_meta_strictly_bounded(extra, verdict):
+    data, _ = _heif(b"heic", [(b"hvc1", b"PICTURE")], meta_extra=extra)
+    for step in (7, 10**9):
+        out, cleaner = _clean(data, step)
+        assert cleaner.verdict == verdict
+        if verdict == CLEANED:
+            assert b"MARK" not in out and len(out) == len(data)
+        else:
+            assert out == data

@@ -895,6 +895,10 @@ def test_cleaner_heif_meta_flags_and_free_boxes_in_meta_are_accepted():
         ({"software": b"MARKSOFT\x00"}, CLEANED),  # only the writing software's name
         ({"software": b""}, NOTHING_FOUND),  # a handler box without a name
         ({"infe_name": b""}, NOTHING_FOUND),  # item entries without names
+        ({"meta_extra": _box(b"free", bytes(8))}, NOTHING_FOUND),  # already a free box of zeros
+        ({"meta_extra": _box(b"xml ", bytes(8))}, CLEANED),  # renamed free: a change
+        ({"meta_extra": _box(b"iprp", _box(b"ipco", _box(b"free", bytes(8))))}, NOTHING_FOUND),
+        ({"meta_extra": _box(b"iprp", _box(b"ipco", _box(b"udes", bytes(8))))}, CLEANED),
     ],
 )
 def test_cleaner_heif_verdict_says_whether_anything_was_changed(change, verdict):

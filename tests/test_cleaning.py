@@ -938,3 +938,31 @@ def test_cleaner_heif_boxes_inside_meta_strictly_bounded(extra, verdict):
             assert b"MARK" not in out and len(out) == len(data)
         else:
             assert out == data
+
+
+_IDAT_EXIF = bytes.fromhex("0003000100000000000200010000000200000011")  # layout 1: Exif in idat, 17 bytes at 4
+
+
+HEIF_MALFORMED_MORE = {
+    "idat metadata past its end": lambda: _patched(1, _IDAT_EXIF, _IDAT_EXIF[:-4] + struct.pack(">I", 18)),
+    "idat metadata of length 0": lambda: _patched(1, _IDAT_EXIF, _IDAT_EXIF[:-4] + struct.pack(">I", 0)),
+    "idat metadata without idat": lambda: _patched(1, b"idat", b"free"),
+    "infe cut in its type": lambda: _patched(0, _full_box(b"infe", 2, struct.pack(">HH", 1, 0) + b"hvc1\x00"),
+                                             struct.pack(">I", 8 + 4 + 2 + 2 + 3) + b"infe" + bytes([2, 0, 0, 0]) + struct.pack(">HH", 1, 0) + b"hvc1\x00"),
+    "iloc counting one item more": lambda: _patched(0, bytes.fromhex("44000004"), bytes.fromhex("44000005")),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("make", HEIF_MALFORMED_MORE.values(), ids=HEIF_MALFORMED_MORE.keys())
+def test_cleaner_heif_item_data_not_understood_is_stored_as_sent(make):
+    data = make()
+    for step in (7, 10**9):
+        out, cleaner = _clean(data, step)
+        assert cleaner.verdict == AS_SENT and out == data
+
+
+def test_cleaner_heif_metadata_in_idat_already_zero_is_nothing_found():
+    """Exif data in idat that is already zeros, with nothing else to change: nothing found."""
+    data = _heif_variant(**HEIF_LAYOUTS[1], cleaned=True)
+    out, cleaner = _clean(data, 7)
+    assert out == data and cleaner.verdict == NOTHING_FOUND

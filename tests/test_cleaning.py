@@ -581,6 +581,10 @@ def test_cleaner_heif_mdat_running_to_the_end_of_the_file(step):
     out, cleaner = _clean(data, step)
     assert cleaner.verdict == CLEANED and b"MARK" not in out
     assert out[offsets[0] : offsets[0] + 7] == b"PICTURE" and out[mdat:] == bytes(4) + b"mdatPICTURE" + bytes(7)
+    for cut in range(len(data) - 9, len(data)):  # the last bytes arriving alone
+        cleaner = MetadataCleaner()
+        pieces = cleaner.feed(data[:cut]) + cleaner.feed(data[cut:-1]) + cleaner.feed(data[-1:]) + cleaner.close()
+        assert cleaner.verdict == CLEANED and pieces == out
 
 
 def test_cleaner_heif_metadata_item_past_the_end_of_the_file_is_stored_as_sent():
@@ -857,7 +861,7 @@ HEIF_MALFORMED = {
     "no hdlr": lambda: _patched(0, b"hdlr", b"free"),
     "no iinf": lambda: _patched(0, b"iinf", b"free"),
     "no iloc": lambda: _patched(0, b"iloc", b"free"),
-    "iloc version 3": lambda: _with_byte(_heif_variant(**HEIF_LAYOUTS[0], cleaned=False), _heif_variant(**HEIF_LAYOUTS[0], cleaned=False).index(b"iloc") + 4, 3),
+    "iloc version 3": lambda: _with_byte(_heif_variant(**HEIF_LAYOUTS[1], cleaned=False), _heif_variant(**HEIF_LAYOUTS[1], cleaned=False).index(b"iloc") + 4, 3),
     "construction method 2": lambda: _with_byte(_heif_variant(**HEIF_LAYOUTS[1], cleaned=False), _iloc_item_one(1) + 3, 2),
     "data in another file": lambda: _with_byte(_heif_variant(**HEIF_LAYOUTS[1], cleaned=False), _iloc_item_one(1) + 5, 1),
     "infe version 1": lambda: _patched(0, b"\x02\x00\x00\x00\x00\x03", b"\x01\x00\x00\x00\x00\x03"),
@@ -884,6 +888,8 @@ def test_cleaner_heif_meta_flags_and_free_boxes_in_meta_are_accepted():
         out, cleaner = _clean(_with_byte(flagged, meta + flag, 1), 7)
         assert cleaner.verdict == CLEANED and out == _with_byte(expected, meta + flag, 1)
     two_free = _patched(0, b"pitm", b"free")
+    two_free = two_free.replace(b"iref", b"free", 1)
+    assert two_free.count(b"free") == 2
     out, cleaner = _clean(two_free, 7)
     assert cleaner.verdict == CLEANED and b"MARK" not in out
 
@@ -967,3 +973,21 @@ def test_cleaner_heif_metadata_in_idat_already_zero_is_nothing_found():
     data = _heif_variant(**HEIF_LAYOUTS[1], cleaned=True)
     out, cleaner = _clean(data, 7)
     assert out == data and cleaner.verdict == NOTHING_FOUND
+
+
+def test_cleaner_heif_second_meta_box_is_stored_as_sent():
+    data, _ = _heif(b"heic", [(b"hvc1", b"PICTURE")])
+    meta = data.index(b"meta") - 4
+    meta_box = data[meta : meta + struct.unpack(">I", data[meta : meta + 4])[0]]
+    twice, _ = _heif(b"heic", [(b"hvc1", b"PICTURE")], top_extra=meta_box)
+    out, cleaner = _clean(twice, 7)
+    assert cleaner.verdict == AS_SENT
+
+
+def test_cleaner_heif_metadata_in_idat_is_a_change_on_its_own():
+    cleaned = _heif_variant(**HEIF_LAYOUTS[1], cleaned=True)
+    exif = b"\x00\x00\x00\x00Exif\x00\x00MARKGPS"
+    data = cleaned.replace(b"IDAT" + bytes(len(exif)), b"IDAT" + exif, 1)
+    assert data != cleaned
+    out, cleaner = _clean(data, 7)
+    assert out == cleaned and cleaner.verdict == CLEANED

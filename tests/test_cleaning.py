@@ -991,3 +991,20 @@ def test_cleaner_heif_metadata_in_idat_is_a_change_on_its_own():
     assert data != cleaned
     out, cleaner = _clean(data, 7)
     assert out == cleaned and cleaner.verdict == CLEANED
+
+
+@pytest.mark.parametrize(
+    "iloc_body",
+    [b"", b"\x44", b"\x44\x00", b"\x44\x00\x00", b"\x44\x00\x00\x01", b"\x44\x00\x00\x01\x00\x01\x00\x00"],
+    ids=["no-sizes", "one-size-byte", "no-count", "half-count", "item-missing", "item-cut"],
+)
+def test_cleaner_heif_iloc_cut_at_the_end_of_meta_is_stored_as_sent(iloc_body):
+    """An iloc box that ends early, as the last box in meta (nothing after it to misread):
+    stored as sent, never an error."""
+    hdlr = _full_box(b"hdlr", 0, bytes(4) + b"pict" + bytes(12) + b"\x00")
+    iinf = _full_box(b"iinf", 0, struct.pack(">H", 1) + _full_box(b"infe", 2, struct.pack(">HH", 1, 0) + b"hvc1\x00"))
+    meta = _full_box(b"meta", 0, hdlr + iinf + _full_box(b"iloc", 0, iloc_body))
+    data = _box(b"ftyp", b"heic" + bytes(4) + b"heicmif1") + meta + _box(b"mdat", b"PICTURE")
+    for step in (7, 10**9):
+        out, cleaner = _clean(data, step)
+        assert cleaner.verdict == AS_SENT and out == data

@@ -933,8 +933,11 @@ def test_cleaner_heif_shortest_reference_entry(reference, verdict):
         (struct.pack(">I", 40) + b"free" + b"MARK", AS_SENT),  # past the end of meta
         (struct.pack(">I", 1) + b"free" + struct.pack(">Q", 12) + b"MARK", AS_SENT),  # smaller than its header
         (b"\x00\x00\x00", AS_SENT),  # a fragment of a box header
+        (struct.pack(">I", 1) + b"free" + struct.pack(">Q", 16), CLEANED),  # only a 64-bit header
+        (struct.pack(">I", 1) + b"free" + struct.pack(">Q", (1 << 56) + 20) + b"MARK", AS_SENT),  # over 2**56
+        (struct.pack(">I", 1) + b"free" + b"\x00\x00\x00\x00", AS_SENT),  # a 64-bit header cut
     ],
-    ids=["64-bit", "size-0", "past-the-end", "smaller-than-header", "fragment"],
+    ids=["64-bit", "size-0", "past-the-end", "smaller-than-header", "fragment", "64-bit-empty", "64-bit-huge", "64-bit-cut"],
 )
 def test_cleaner_heif_boxes_inside_meta_strictly_bounded(extra, verdict):
     data, _ = _heif(b"heic", [(b"hvc1", b"PICTURE")], meta_extra=extra)

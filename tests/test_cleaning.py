@@ -1011,3 +1011,17 @@ def test_cleaner_heif_iloc_cut_at_the_end_of_meta_is_stored_as_sent(iloc_body):
     for step in (7, 10**9):
         out, cleaner = _clean(data, step)
         assert cleaner.verdict == AS_SENT and out == data
+
+
+@pytest.mark.parametrize("type_bytes", [b"", b"E", b"Ex", b"Exi"])
+def test_cleaner_heif_item_entry_cut_at_the_end_of_meta_is_stored_as_sent(type_bytes):
+    """An item entry that ends inside its item type, as the last thing in meta (nothing
+    after it to misread): stored as sent, never an error."""
+    hdlr = _full_box(b"hdlr", 0, bytes(4) + b"pict" + bytes(12) + b"\x00")
+    iloc = _full_box(b"iloc", 0, b"\x44\x00\x00\x00")
+    iinf = _full_box(b"iinf", 0, struct.pack(">H", 1) + _full_box(b"infe", 2, struct.pack(">HH", 1, 0) + type_bytes))
+    meta = _full_box(b"meta", 0, hdlr + iloc + iinf)
+    data = _box(b"ftyp", b"heic" + bytes(4) + b"heicmif1") + meta + _box(b"mdat", b"PICTURE")
+    for step in (7, 10**9):
+        out, cleaner = _clean(data, step)
+        assert cleaner.verdict == AS_SENT and out == data

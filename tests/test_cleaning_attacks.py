@@ -525,3 +525,12 @@ def test_cleaning_says_which_format_it_cleaned():
         cleaner.feed(data)
         cleaner.close()
         assert cleaner.kind == kind and cleaner.cleaned == kind
+
+
+@pytest.mark.parametrize("kind", [b"JUNK", b"EXIF"])
+def test_cleaning_webp_empty_chunk_at_the_very_end_of_the_riff_body(kind):
+    """A chunk that is only its 8-byte header, ending exactly where the RIFF body ends."""
+    webp = _webp(lossless=True, frames=1)
+    data = b"RIFF" + struct.pack("<I", len(webp) - 8 + 8) + webp[8:] + kind + bytes(4)
+    cleaned, verdict = clean_every_way(data)
+    assert verdict == CLEANED and cleaned == _webp_cleaned_by_hand(data)

@@ -534,3 +534,38 @@ def test_cleaning_webp_empty_chunk_at_the_very_end_of_the_riff_body(kind):
     data = b"RIFF" + struct.pack("<I", len(webp) - 8 + 8) + webp[8:] + kind + bytes(4)
     cleaned, verdict = clean_every_way(data)
     assert verdict == CLEANED and cleaned == _webp_cleaned_by_hand(data)
+
+
+def _webp_vp8x_flags(flags_or: int, drop_metadata: bool) -> bytes:
+    webp = _webp(lossless=True, frames=1)
+    chunks = list(_webp_chunks(webp, 12, len(webp)))
+    body = b"".join(webp[at : at + 8 + size + (size & 1)] for at, fourcc, size in chunks
+                    if not (drop_metadata and fourcc in (b"EXIF", b"XMP ")))  # fmt: skip
+    data = bytearray(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body)
+    data[20] = (data[20] & ~0x0C) | flags_or
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "flags_or, drop_metadata, verdict",
+    [(0x08, True, CLEANED), (0x04, True, CLEANED), (0x00, True, "nothing_found"), (0x00, False, CLEANED)],
+    ids=["exif-flag-only", "xmp-flag-only", "nothing", "chunks-only"],
+)
+def test_cleaning_webp_flags_alone_or_chunks_alone_are_a_change(flags_or, drop_metadata, verdict):
+    data = _webp_vp8x_flags(flags_or, drop_metadata)
+    cleaned, got = clean_every_way(data)
+    assert got == verdict and cleaned == _webp_cleaned_by_hand(data)
+
+
+def test_cleaning_webp_walks_20000_chunks_and_gives_up_after():
+    webp = _webp(lossless=True, frames=1)
+    parts = len(list(_webp_chunks(webp, 12, len(webp))))
+
+    def with_junk(n: int) -> bytes:
+        body = webp[12:] + (b"JUNK" + bytes(4)) * n
+        return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+    cleaned, verdict = clean_every_way(with_junk(20_000 - parts))
+    assert verdict == CLEANED
+    cleaned, verdict = clean_every_way(with_junk(20_000 - parts + 1))
+    assert verdict == AS_SENT

@@ -569,3 +569,41 @@ def test_cleaning_webp_walks_20000_chunks_and_gives_up_after():
     assert verdict == CLEANED
     cleaned, verdict = clean_every_way(with_junk(20_000 - parts + 1))
     assert verdict == AS_SENT
+
+
+def _riff(body: bytes) -> bytes:
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+
+def _animated_with_first_frame_extra(extra: bytes) -> bytes:
+    webp = _webp(lossless=True, frames=2)
+    anmf = webp.index(b"ANMF")
+    size = int.from_bytes(webp[anmf + 4 : anmf + 8], "little")
+    end = anmf + 8 + size + (size & 1)
+    frame = b"ANMF" + struct.pack("<I", size + (size & 1) + len(extra)) + webp[anmf + 8 : end] + extra
+    return _riff(webp[12:anmf] + frame + webp[end:])
+
+
+def test_cleaning_webp_frame_chunks_other_than_picture_become_junk():
+    """Inside an animation frame only VP8, VP8L and ALPH are kept: a colour profile chunk
+    there (allowed only at the top) becomes JUNK."""
+    data = _animated_with_first_frame_extra(b"ICCP" + struct.pack("<I", 4) + b"MARK")
+    cleaned, verdict = clean_every_way(data)
+    assert verdict == CLEANED and MARK not in cleaned
+    assert cleaned == _webp_cleaned_by_hand(data).replace(b"ICCP\x04\x00\x00\x00MARK", b"JUNK" + struct.pack("<I", 4) + bytes(4))
+
+
+def test_cleaning_webp_empty_animation_frame_is_walked():
+    """An ANMF chunk of exactly its 16-byte frame header (no picture in it)."""
+    webp = _webp(lossless=True, frames=2)
+    data = _riff(webp[12:] + b"ANMF" + struct.pack("<I", 16) + bytes(16))
+    cleaned, verdict = clean_every_way(data)
+    assert verdict == CLEANED and cleaned == _webp_cleaned_by_hand(data)
+
+
+def test_cleaning_webp_vp8x_of_another_size_is_stored_as_sent():
+    webp = _webp(lossless=True, frames=1)
+    assert webp[12:16] == b"VP8X"
+    data = _riff(b"VP8X" + struct.pack("<I", 12) + webp[20:30] + b"\x00\x00" + webp[30:])
+    cleaned, verdict = clean_every_way(data)
+    assert verdict == AS_SENT and cleaned == data

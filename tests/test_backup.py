@@ -217,9 +217,8 @@ def pg_databases():
     """Two databases of their own: backup.sh dumps a whole database."""
     if not postgres_reachable():
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
-    for tool in ("pg_dump", "pg_restore"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
+    for tool in ("pg_dump", "pg_restore"):  # .ci/run installs postgresql-client when missing
+        assert shutil.which(tool), f"{tool} is not installed: apt-get install postgresql-client"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     names = [f"whistle_backup_{role}_{os.getpid()}_{secrets.token_hex(3)}" for role in ("src", "dst")]
     try:

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-PIL = pytest.importorskip("PIL")
 from PIL import Image, PngImagePlugin  # noqa: E402
 
 from whistle import crypto, db  # noqa: E402
